@@ -1,0 +1,1 @@
+"""chatclient: a client library for the chat protocol, and a terminal client."""

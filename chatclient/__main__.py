@@ -1,0 +1,5 @@
+"""Allows `python -m chatclient`."""
+
+from chatclient.cli import main
+
+raise SystemExit(main())

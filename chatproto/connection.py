@@ -1,0 +1,318 @@
+"""Sans-IO connection state machines, one for each end of a session.
+
+Bytes in, messages out; messages in, bytes out. A connection object knows the
+session's rules (`hello` first and once, nothing after `bye`, every `ref` an
+answer to an outstanding request of the right kind) and refuses to break them
+itself: a caller that tries gets a `LocalProtocolError`; a peer that does is
+reported as a `RemoteProtocolError`. No I/O happens here, so any transport
+(blocking sockets, selectors, asyncio, a test's byte strings) can drive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from pydantic import BaseModel
+
+from chatproto.codec import encode, parse_command, parse_event
+from chatproto.errors import (
+    ErrorCode,
+    FrameTooLarge,
+    LocalProtocolError,
+    RemoteProtocolError,
+    UnknownType,
+)
+from chatproto.framing import DEFAULT_MAX_FRAME, FrameDecoder
+from chatproto.messages import (
+    Bye,
+    Command,
+    DirectMessage,
+    Error,
+    Event,
+    Hello,
+    HistoryPage,
+    Joined,
+    MemberList,
+    Ok,
+    Pong,
+    PongReply,
+    Renamed,
+    RequestId,
+    RoomList,
+    RoomMessage,
+    TopicChanged,
+    Welcome,
+)
+
+__all__ = ["ClientConnection", "Rejected", "ServerConnection", "State"]
+
+
+class State(Enum):
+    """Where a session stands, seen from one end."""
+
+    AWAIT_HELLO = "await_hello"
+    HELLO_SENT = "hello_sent"
+    GREETED = "greeted"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A frame the server could not accept. Answer it with `error_event()`."""
+
+    error: RemoteProtocolError
+
+    def error_event(self) -> Error:
+        """The `error` frame that tells the client what was wrong with its frame."""
+        err = self.error
+        return Error(code=err.code.value, message=err.message, fatal=err.fatal, ref=err.ref)
+
+
+# The reply that each command with an `id` is answered by (besides `error`).
+# `pong` answers the server and gets no reply, so its id is never outstanding.
+_REPLY_TO: Final[dict[str, type[BaseModel]]] = {
+    "hello": Welcome,
+    "join": Joined,
+    "part": Ok,
+    "say": RoomMessage,
+    "dm": DirectMessage,
+    "nick": Renamed,
+    "rooms": RoomList,
+    "members": MemberList,
+    "topic": TopicChanged,
+    "history": HistoryPage,
+    "ping": PongReply,
+    "bye": Ok,
+}
+
+
+class _Correlator:
+    """Outstanding request ids, each with the kind of reply it awaits."""
+
+    _ERROR_ONLY: Final = ""
+
+    def __init__(self) -> None:
+        self._pending: dict[RequestId, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, rid: RequestId) -> bool:
+        return rid in self._pending
+
+    def open(self, command: Command) -> None:
+        if command.id is not None and not isinstance(command, Pong):
+            self._pending[command.id] = command.type
+
+    def reserve(self, rid: RequestId | None) -> bool:
+        """Hold `rid` for the error answering a rejected frame, if it is free."""
+        if rid is None or rid in self._pending:
+            return False
+        self._pending[rid] = self._ERROR_ONLY
+        return True
+
+    def close(self, reply: Event, ref: RequestId) -> str | None:
+        """Settle `ref` with `reply`; return why that is wrong, or None."""
+        kind = self._pending.get(ref)
+        if kind is None:
+            return f"ref {ref!r} answers no outstanding request"
+        if not isinstance(reply, Error) and (
+            kind == self._ERROR_ONLY or not isinstance(reply, _REPLY_TO[kind])
+        ):
+            return f"{reply.type!r} cannot answer {kind or 'a rejected frame'!r}"
+        del self._pending[ref]
+        return None
+
+
+class ServerConnection:
+    """The server's end of one client session.
+
+    `receive_data` returns the client's commands in order, with a `Rejected`
+    in place of each frame that broke the protocol, so that one bad frame
+    costs the client an `error` and not the frames around it. Input ends
+    with `bye` or with a fatal rejection (always the last item returned);
+    the state is then CLOSING, and sending a fatal `error` makes it CLOSED.
+    """
+
+    def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._decoder = FrameDecoder(max_frame)
+        self._state = State.AWAIT_HELLO
+        self._requests = _Correlator()
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def outstanding(self) -> int:
+        """Requests received and not yet answered."""
+        return len(self._requests)
+
+    def receive_data(self, data: bytes) -> list[Command | Rejected]:
+        if self._state is State.CLOSING or self._state is State.CLOSED:
+            raise LocalProtocolError("receive_data after the client's input has ended")
+        try:
+            frames = self._decoder.feed(data)
+        except FrameTooLarge as exc:
+            out = self._receive_frames(exc.frames)
+            if self.state is not State.CLOSING:
+                out.append(self._reject(exc))
+            return out
+        return self._receive_frames(frames)
+
+    def _receive_frames(self, frames: list[bytes]) -> list[Command | Rejected]:
+        out: list[Command | Rejected] = []
+        for frame in frames:
+            try:
+                command = parse_command(frame)
+            except RemoteProtocolError as exc:
+                out.append(self._reject(exc))
+            else:
+                out.append(self._accept(command))
+            if self.state is State.CLOSING:
+                break
+        return out
+
+    def _accept(self, command: Command) -> Command | Rejected:
+        if self._state is State.AWAIT_HELLO:
+            if not isinstance(command, Hello):
+                return self._reject(
+                    RemoteProtocolError(
+                        f"{command.type!r} before 'hello'",
+                        code=ErrorCode.OUT_OF_ORDER,
+                        ref=command.id,
+                    )
+                )
+            self._state = State.GREETED
+        elif isinstance(command, Hello):
+            return self._reject(
+                RemoteProtocolError(
+                    "'hello' may be sent only once", code=ErrorCode.OUT_OF_ORDER, ref=command.id
+                )
+            )
+        if command.id is not None and command.id in self._requests:
+            return self._reject(
+                RemoteProtocolError(
+                    f"id {command.id!r} is already in use by an unanswered request",
+                    code=ErrorCode.DUPLICATE_ID,
+                )
+            )
+        self._requests.open(command)
+        if isinstance(command, Bye):
+            self._state = State.CLOSING
+        return command
+
+    def _reject(self, exc: RemoteProtocolError) -> Rejected:
+        if not self._requests.reserve(exc.ref):
+            exc.ref = None
+        if self._state is State.AWAIT_HELLO:
+            exc.fatal = True
+        if exc.fatal:
+            self._state = State.CLOSING
+        return Rejected(exc)
+
+    def send(self, event: Event) -> bytes:
+        """Encode `event` for this client, checking that the session allows it."""
+        state = self._state
+        if state is State.CLOSED:
+            raise LocalProtocolError(f"cannot send {event.type!r}: the connection is closed")
+        if isinstance(event, Error):
+            if not event.fatal and state in (State.AWAIT_HELLO, State.GREETED):
+                raise LocalProtocolError("an error before 'welcome' must be fatal")
+        elif isinstance(event, Welcome):
+            if state is not State.GREETED:
+                raise LocalProtocolError("'welcome' answers 'hello', once")
+        elif state is not State.OPEN and state is not State.CLOSING:
+            raise LocalProtocolError(f"cannot send {event.type!r} before 'welcome'")
+        ref = getattr(event, "ref", None)
+        if ref is not None:
+            problem = self._requests.close(event, ref)
+            if problem is not None:
+                raise LocalProtocolError(problem)
+        if isinstance(event, Welcome):
+            self._state = State.OPEN
+        elif isinstance(event, Error) and event.fatal:
+            self._state = State.CLOSED
+        return encode(event)
+
+    def close(self) -> None:
+        """Mark the session over, for example because the transport is gone."""
+        self._state = State.CLOSED
+
+
+class ClientConnection:
+    """The client's end of a session.
+
+    A frame from the server that breaks the protocol raises
+    `RemoteProtocolError`: there is nobody to report it to, so the caller
+    should close the connection. Events of a type this version does not know
+    are skipped, so that a newer server can add events.
+    """
+
+    def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._decoder = FrameDecoder(max_frame)
+        self._state = State.AWAIT_HELLO
+        self._requests = _Correlator()
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def outstanding(self) -> int:
+        """Requests sent and not yet answered."""
+        return len(self._requests)
+
+    def send(self, command: Command) -> bytes:
+        """Encode `command`, checking that the session allows it now."""
+        state = self._state
+        if state is State.AWAIT_HELLO:
+            if not isinstance(command, Hello):
+                raise LocalProtocolError(f"cannot send {command.type!r} before 'hello'")
+            self._state = State.HELLO_SENT
+        elif state is State.CLOSING or state is State.CLOSED:
+            raise LocalProtocolError(f"cannot send {command.type!r} after the session ended")
+        elif isinstance(command, Hello):
+            raise LocalProtocolError("'hello' may be sent only once")
+        if command.id is not None and command.id in self._requests:
+            raise LocalProtocolError(f"id {command.id!r} is already outstanding")
+        self._requests.open(command)
+        if isinstance(command, Bye):
+            self._state = State.CLOSING
+        return encode(command)
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        if self._state is State.CLOSED and data:
+            raise RemoteProtocolError("data after the connection was closed", fatal=True)
+        out: list[Event] = []
+        for frame in self._decoder.feed(data):
+            try:
+                event = parse_event(frame)
+            except UnknownType:
+                continue
+            self._check(event)
+            out.append(event)
+        return out
+
+    def _check(self, event: Event) -> None:
+        state = self._state
+        if isinstance(event, Welcome):
+            if state is not State.HELLO_SENT:
+                raise RemoteProtocolError("unexpected 'welcome'", code=ErrorCode.OUT_OF_ORDER)
+            self._state = State.OPEN
+            self._decoder.max_frame = event.limits.max_frame
+        elif state is State.HELLO_SENT and not isinstance(event, Error):
+            raise RemoteProtocolError(
+                f"{event.type!r} before 'welcome'", code=ErrorCode.OUT_OF_ORDER
+            )
+        ref = getattr(event, "ref", None)
+        if ref is not None:
+            problem = self._requests.close(event, ref)
+            if problem is not None:
+                raise RemoteProtocolError(problem, code=ErrorCode.OUT_OF_ORDER)
+        if isinstance(event, Error) and event.fatal:
+            self._state = State.CLOSED

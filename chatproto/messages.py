@@ -1,0 +1,410 @@
+"""The v1 message set, as pydantic models: one class per message type.
+
+Commands travel from client to server, events from server to client. Each
+direction is a discriminated union on the `type` field, so a frame is
+validated in one pass straight from its JSON bytes. Models are frozen and
+strict (no silent coercion of "5" into 5); fields a model does not know are
+ignored, so a newer peer may add fields without breaking an older one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "MAX_HISTORY_PAGE",
+    "MAX_TEXT",
+    "MAX_TOPIC",
+    "PROTOCOL_VERSION",
+    "Bye",
+    "Command",
+    "DirectMessage",
+    "Dm",
+    "Error",
+    "Event",
+    "History",
+    "HistoryPage",
+    "Join",
+    "Joined",
+    "LeaveReason",
+    "Limits",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberList",
+    "Members",
+    "MessageId",
+    "Nick",
+    "NickName",
+    "Ok",
+    "Part",
+    "Ping",
+    "Pong",
+    "PongReply",
+    "Renamed",
+    "RequestId",
+    "RoomInfo",
+    "RoomList",
+    "RoomMessage",
+    "RoomName",
+    "Rooms",
+    "Say",
+    "ServerPing",
+    "SetTopic",
+    "TopicChanged",
+    "Welcome",
+]
+
+PROTOCOL_VERSION = "1.0"
+MAX_TEXT = 4000
+MAX_TOPIC = 300
+MAX_HISTORY_PAGE = 100
+_MAX_SAFE_INT = 2**53 - 1
+
+# Letters, digits, "_" and "-", starting with a letter or "_": ASCII only, so
+# no two distinct nicks can look alike. Compared case-insensitively.
+NickName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,23}$")]
+# Lower-case ASCII only, so a room has exactly one spelling.
+RoomName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+# Any characters but C0/C1 controls; TAB and LF are allowed.
+Text = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_TEXT, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]+$"
+    ),
+]
+Topic = Annotated[str, StringConstraints(max_length=MAX_TOPIC, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+Token = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+Label = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
+]
+RequestId = (
+    Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    | Annotated[int, Field(ge=0, le=_MAX_SAFE_INT)]
+)
+MessageId = Annotated[int, Field(ge=1, le=_MAX_SAFE_INT)]
+Timestamp = Annotated[int, Field(ge=0, le=_MAX_SAFE_INT)]
+Version = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}\.[0-9]{1,4}$")]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+
+class _Request(_Message):
+    id: RequestId | None = None
+
+
+class _Reply(_Message):
+    ref: RequestId | None = None
+
+
+# --- commands: client to server ---------------------------------------------
+
+
+class Hello(_Request):
+    """Opens the session; must be the first command and is sent only once."""
+
+    type: Literal["hello"] = "hello"
+    nick: NickName
+    version: Version = PROTOCOL_VERSION
+    client: Label | None = None
+    password: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class Join(_Request):
+    """Enters a room, creating it if it does not exist."""
+
+    type: Literal["join"] = "join"
+    room: RoomName
+
+
+class Part(_Request):
+    """Leaves a room."""
+
+    type: Literal["part"] = "part"
+    room: RoomName
+
+
+class Say(_Request):
+    """Sends text to every member of a room the sender has joined."""
+
+    type: Literal["say"] = "say"
+    room: RoomName
+    text: Text
+
+
+class Dm(_Request):
+    """Sends text to one connected nick."""
+
+    type: Literal["dm"] = "dm"
+    to: NickName
+    text: Text
+
+
+class Nick(_Request):
+    """Changes the sender's nick."""
+
+    type: Literal["nick"] = "nick"
+    nick: NickName
+
+
+class Rooms(_Request):
+    """Asks for the rooms that have members."""
+
+    type: Literal["rooms"] = "rooms"
+
+
+class Members(_Request):
+    """Asks for the nicks in a room."""
+
+    type: Literal["members"] = "members"
+    room: RoomName
+
+
+class SetTopic(_Request):
+    """Sets a room's topic; the sender must be a member."""
+
+    type: Literal["topic"] = "topic"
+    room: RoomName
+    topic: Topic
+
+
+class History(_Request):
+    """Asks for a page of a room's stored messages."""
+
+    type: Literal["history"] = "history"
+    room: RoomName
+    before: MessageId | None = None
+    after: MessageId | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_HISTORY_PAGE)] = 50
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> Self:
+        if self.before is not None and self.after is not None:
+            raise ValueError("give at most one of 'before' and 'after'")
+        return self
+
+
+class Ping(_Request):
+    """Asks the server for a `pong`, to measure or keep the connection alive."""
+
+    type: Literal["ping"] = "ping"
+    token: Token | None = None
+
+
+class Pong(_Request):
+    """Answers the server's `ping`."""
+
+    type: Literal["pong"] = "pong"
+    token: Token | None = None
+
+
+class Bye(_Request):
+    """Ends the session; the server answers `ok` and closes."""
+
+    type: Literal["bye"] = "bye"
+
+
+Command = Annotated[
+    Hello
+    | Join
+    | Part
+    | Say
+    | Dm
+    | Nick
+    | Rooms
+    | Members
+    | SetTopic
+    | History
+    | Ping
+    | Pong
+    | Bye,
+    Field(discriminator="type"),
+]
+
+
+# --- events: server to client -----------------------------------------------
+
+
+class Limits(_Message):
+    """The limits this server enforces, announced in `welcome`."""
+
+    max_frame: Annotated[int, Field(ge=1)]
+    max_text: Annotated[int, Field(ge=1)]
+    rate: Annotated[float, Field(gt=0)]
+    burst: Annotated[int, Field(ge=1)]
+    history: Annotated[int, Field(ge=0)]
+    ping_interval: Annotated[float, Field(gt=0)]
+    ping_timeout: Annotated[float, Field(gt=0)]
+
+
+class Welcome(_Reply):
+    """Answers `hello`: the session is open."""
+
+    type: Literal["welcome"] = "welcome"
+    session: Label
+    nick: NickName
+    server: Label
+    version: Version
+    limits: Limits
+    motd: str | None = None
+
+
+class RoomMessage(_Reply):
+    """A message in a room. The sender's own copy carries `ref` and is its acknowledgement."""
+
+    type: Literal["message"] = "message"
+    id: MessageId
+    room: RoomName
+    nick: NickName
+    text: Text
+    ts: Timestamp
+
+
+class DirectMessage(_Reply):
+    """A direct message, to its recipient and (with `ref`) back to its sender."""
+
+    type: Literal["dm"] = "dm"
+    id: MessageId
+    nick: NickName
+    to: NickName
+    text: Text
+    ts: Timestamp
+
+
+class Joined(_Reply):
+    """Answers `join`: who is there, the topic and the latest messages."""
+
+    type: Literal["joined"] = "joined"
+    room: RoomName
+    topic: Topic
+    members: list[NickName]
+    history: list[RoomMessage]
+
+
+class Ok(_Reply):
+    """Answers a command that has nothing else to say (`part`, `bye`)."""
+
+    type: Literal["ok"] = "ok"
+
+
+class MemberJoined(_Message):
+    """Someone entered a room you are in."""
+
+    type: Literal["member_joined"] = "member_joined"
+    room: RoomName
+    nick: NickName
+
+
+class LeaveReason(StrEnum):
+    """Why a member left a room."""
+
+    PART = "part"
+    QUIT = "quit"
+    TIMEOUT = "timeout"
+    LOST = "lost"
+    KICKED = "kicked"
+
+
+class MemberLeft(_Message):
+    """Someone left a room you are in."""
+
+    type: Literal["member_left"] = "member_left"
+    room: RoomName
+    nick: NickName
+    reason: LeaveReason
+
+
+class Renamed(_Reply):
+    """A nick changed: sent once to everyone sharing a room with it, and to its owner."""
+
+    type: Literal["renamed"] = "renamed"
+    old: NickName
+    new: NickName
+
+
+class TopicChanged(_Reply):
+    """A room's topic changed."""
+
+    type: Literal["topic"] = "topic"
+    room: RoomName
+    topic: Topic
+    nick: NickName
+
+
+class RoomInfo(_Message):
+    """One row of `rooms`."""
+
+    room: RoomName
+    members: Annotated[int, Field(ge=0)]
+    topic: Topic
+
+
+class RoomList(_Reply):
+    """Answers `rooms`."""
+
+    type: Literal["rooms"] = "rooms"
+    rooms: list[RoomInfo]
+
+
+class MemberList(_Reply):
+    """Answers `members`."""
+
+    type: Literal["members"] = "members"
+    room: RoomName
+    members: list[NickName]
+
+
+class HistoryPage(_Reply):
+    """Answers `history`: messages in ascending id order."""
+
+    type: Literal["history"] = "history"
+    room: RoomName
+    messages: list[RoomMessage]
+    more: bool
+
+
+class PongReply(_Reply):
+    """Answers `ping`, with its token."""
+
+    type: Literal["pong"] = "pong"
+    token: Token | None = None
+
+
+class ServerPing(_Message):
+    """The server checks that an idle client is alive; answer with `pong`."""
+
+    type: Literal["ping"] = "ping"
+    token: Token | None = None
+
+
+class Error(_Reply):
+    """A command failed, or (when `fatal`) the server is about to close the connection."""
+
+    type: Literal["error"] = "error"
+    code: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    message: str
+    fatal: bool = False
+
+
+Event = Annotated[
+    Welcome
+    | RoomMessage
+    | DirectMessage
+    | Joined
+    | Ok
+    | MemberJoined
+    | MemberLeft
+    | Renamed
+    | TopicChanged
+    | RoomList
+    | MemberList
+    | HistoryPage
+    | PongReply
+    | ServerPing
+    | Error,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,1 @@
+"""chatserver: the threaded reference server for the chat protocol."""

@@ -1,0 +1,5 @@
+"""Allows `python -m chatserver`."""
+
+from chatserver.cli import main
+
+raise SystemExit(main())
