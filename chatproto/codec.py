@@ -15,7 +15,15 @@ from chatproto.errors import InvalidFields, RemoteProtocolError, UnknownType
 from chatproto.framing import decode_object
 from chatproto.messages import Command, Event, RequestId
 
-__all__ = ["COMMAND_TYPES", "EVENT_TYPES", "encode", "parse_command", "parse_event"]
+__all__ = [
+    "COMMAND_TYPES",
+    "EVENT_TYPES",
+    "command_error",
+    "encode",
+    "parse_command",
+    "parse_event",
+    "validate_command",
+]
 
 _COMMANDS: TypeAdapter[Command] = TypeAdapter(Command)
 _EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
@@ -28,6 +36,8 @@ def _type_names(adapter: TypeAdapter[Any]) -> frozenset[str]:
 
 
 COMMAND_TYPES = _type_names(_COMMANDS)
+#: The fast path: frame bytes to a command, raising pydantic's ValidationError.
+validate_command = _COMMANDS.validate_json
 EVENT_TYPES = _type_names(_EVENTS)
 
 
@@ -36,7 +46,12 @@ def parse_command(frame: bytes) -> Command:
     try:
         return _COMMANDS.validate_json(frame)
     except ValidationError as exc:
-        raise _classify(frame, exc, COMMAND_TYPES, "id") from None
+        raise command_error(frame, exc) from None
+
+
+def command_error(frame: bytes, exc: ValidationError) -> RemoteProtocolError:
+    """The typed error for a frame that failed validation as a command."""
+    return _classify(frame, exc, COMMAND_TYPES, "id")
 
 
 def parse_event(frame: bytes) -> Event:
@@ -56,7 +71,10 @@ def _classify(
     frame: bytes, exc: ValidationError, known: frozenset[str], ref_field: str
 ) -> RemoteProtocolError:
     # The slow path, taken only for bad frames: find the first rule broken.
-    obj = decode_object(frame)
+    try:
+        obj = decode_object(frame)
+    except RemoteProtocolError as bad:
+        return bad
     try:
         ref = _REQUEST_ID.validate_python(obj.get(ref_field))
     except ValidationError:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from chatproto.codec import encode, parse_command, parse_event
+from chatproto.codec import command_error, encode, parse_event, validate_command
 from chatproto.errors import (
     ErrorCode,
     FrameTooLarge,
@@ -96,36 +96,39 @@ class _Correlator:
     _ERROR_ONLY: Final = ""
 
     def __init__(self) -> None:
-        self._pending: dict[RequestId, str] = {}
+        self.pending: dict[RequestId, str] = {}
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self.pending)
 
     def __contains__(self, rid: RequestId) -> bool:
-        return rid in self._pending
+        return rid in self.pending
 
     def open(self, command: Command) -> None:
         if command.id is not None and not isinstance(command, Pong):
-            self._pending[command.id] = command.type
+            self.pending[command.id] = command.type
 
     def reserve(self, rid: RequestId | None) -> bool:
         """Hold `rid` for the error answering a rejected frame, if it is free."""
-        if rid is None or rid in self._pending:
+        if rid is None or rid in self.pending:
             return False
-        self._pending[rid] = self._ERROR_ONLY
+        self.pending[rid] = self._ERROR_ONLY
         return True
 
     def close(self, reply: Event, ref: RequestId) -> str | None:
         """Settle `ref` with `reply`; return why that is wrong, or None."""
-        kind = self._pending.get(ref)
+        kind = self.pending.get(ref)
         if kind is None:
             return f"ref {ref!r} answers no outstanding request"
         if not isinstance(reply, Error) and (
             kind == self._ERROR_ONLY or not isinstance(reply, _REPLY_TO[kind])
         ):
             return f"{reply.type!r} cannot answer {kind or 'a rejected frame'!r}"
-        del self._pending[ref]
+        del self.pending[ref]
         return None
+
+
+_SESSION_TYPES: Final = frozenset({"hello", "bye"})
 
 
 class ServerConnection:
@@ -166,12 +169,25 @@ class ServerConnection:
 
     def _receive_frames(self, frames: list[bytes]) -> list[Command | Rejected]:
         out: list[Command | Rejected] = []
+        pending = self._requests.pending
         for frame in frames:
             try:
-                command = parse_command(frame)
-            except RemoteProtocolError as exc:
-                out.append(self._reject(exc))
+                command = validate_command(frame)
+            except ValidationError as exc:
+                out.append(self._reject(command_error(frame, exc)))
             else:
+                # The common case, kept cheap: an open session, no handshake
+                # or goodbye, a fresh id or none.
+                rid = command.id
+                if (
+                    self._state is State.OPEN
+                    and command.type not in _SESSION_TYPES
+                    and (rid is None or rid not in pending)
+                ):
+                    if rid is not None and command.type != "pong":
+                        pending[rid] = command.type
+                    out.append(command)
+                    continue
                 out.append(self._accept(command))
             if self.state is State.CLOSING:
                 break

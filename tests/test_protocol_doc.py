@@ -1,0 +1,38 @@
+"""PROTOCOL.md cannot drift from the code: its examples and tables are checked here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chatproto import COMMAND_TYPES, EVENT_TYPES, ErrorCode, parse_command, parse_event
+
+SPEC = (Path(__file__).resolve().parent.parent / "PROTOCOL.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"^```json (client|server)\n(.*?)^```$", SPEC, flags=re.M | re.S)
+EXAMPLES = [(side, line) for side, body in BLOCKS for line in body.splitlines() if line.strip()]
+
+
+def test_spec_has_examples_of_both_directions() -> None:
+    sides = {side for side, _ in EXAMPLES}
+    assert sides == {"client", "server"}
+    assert "```json\n" not in SPEC, "every json example must say which side sends it"
+
+
+@pytest.mark.parametrize(("side", "line"), EXAMPLES)
+def test_example_is_a_valid_frame(side: str, line: str) -> None:
+    frame = line.encode()
+    message = parse_command(frame) if side == "client" else parse_event(frame)
+    assert message.type == line.split('"type":"', 1)[1].split('"', 1)[0]
+
+
+def test_every_message_type_has_an_example() -> None:
+    shown = {(side, line.split('"type":"', 1)[1].split('"', 1)[0]) for side, line in EXAMPLES}
+    assert {t for side, t in shown if side == "client"} == COMMAND_TYPES
+    assert {t for side, t in shown if side == "server"} == EVENT_TYPES
+
+
+def test_error_table_lists_every_code() -> None:
+    table = set(re.findall(r"^\| `([a-z0-9_]+)` \| (?:yes|no|before|at|when)", SPEC, flags=re.M))
+    assert table == {code.value for code in ErrorCode}
