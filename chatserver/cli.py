@@ -1,10 +1,107 @@
-"""Command line of `chat-server`."""
+"""Command line of `chat-server` (and `python -m chatserver`)."""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import signal
 import sys
+import threading
+from types import FrameType
+
+from chatserver.config import ServerConfig
+from chatserver.server import ChatServer
+from chatserver.sqlite_store import SQLiteStore
+from chatserver.store import MemoryStore, Store
+
+__all__ = ["main", "parse_args"]
+
+_DEFAULTS = ServerConfig()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="chat-server", description="Run the threaded chat server (PROTOCOL.md v1)."
+    )
+    p.add_argument("--host", default=_DEFAULTS.host, help="address to listen on (%(default)s)")
+    p.add_argument("--port", type=int, default=_DEFAULTS.port, help="TCP port (%(default)s)")
+    p.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
+    p.add_argument("--db", default="chat.db", help="SQLite file for --store sqlite (%(default)s)")
+    p.add_argument("--name", default=_DEFAULTS.name, help="server name sent in welcome")
+    p.add_argument("--motd", default=None, help="message of the day sent in welcome")
+    p.add_argument("--max-clients", type=int, default=_DEFAULTS.max_clients)
+    p.add_argument(
+        "--history", type=int, default=_DEFAULTS.history, help="messages replayed on join"
+    )
+    p.add_argument("--max-frame", type=int, default=_DEFAULTS.max_frame, help="bytes")
+    p.add_argument("--max-text", type=int, default=_DEFAULTS.max_text, help="characters")
+    p.add_argument("--rate", type=float, default=_DEFAULTS.rate, help="commands per second")
+    p.add_argument("--burst", type=int, default=_DEFAULTS.burst, help="commands at once")
+    p.add_argument("--handshake-timeout", type=float, default=_DEFAULTS.handshake_timeout)
+    p.add_argument("--ping-interval", type=float, default=_DEFAULTS.ping_interval)
+    p.add_argument("--ping-timeout", type=float, default=_DEFAULTS.ping_timeout)
+    p.add_argument("--soft-limit", type=int, default=_DEFAULTS.soft_limit, help="send queue bytes")
+    p.add_argument(
+        "--soft-seconds",
+        type=float,
+        default=_DEFAULTS.soft_seconds,
+        help="how long a queue may stay above the soft limit",
+    )
+    p.add_argument("--hard-limit", type=int, default=_DEFAULTS.hard_limit, help="send queue bytes")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        name=args.name,
+        motd=args.motd,
+        max_clients=args.max_clients,
+        history=args.history,
+        max_frame=args.max_frame,
+        max_text=args.max_text,
+        rate=args.rate,
+        burst=args.burst,
+        handshake_timeout=args.handshake_timeout,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        soft_limit=args.soft_limit,
+        soft_seconds=args.soft_seconds,
+        hard_limit=args.hard_limit,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("chat-server: not built yet", file=sys.stderr)
-    return 1
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = config_from(args)
+    except ValueError as exc:
+        print(f"chat-server: {exc}", file=sys.stderr)
+        return 2
+    store: Store = SQLiteStore(args.db) if args.store == "sqlite" else MemoryStore()
+    server = ChatServer(config, store)
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"chat-server: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        store.close()
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    host, port = server.address
+    where = args.db if args.store == "sqlite" else "memory"
+    print(f"chat-server listening on {host}:{port} (store: {where})", flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.shutdown()
+    return 0

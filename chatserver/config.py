@@ -1,0 +1,42 @@
+"""Every tunable of the server, with the defaults PROTOCOL.md describes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatproto import DEFAULT_MAX_FRAME, MAX_TEXT
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Limits and timings; one instance is shared, read-only, by every thread."""
+
+    host: str = "127.0.0.1"
+    port: int = 7878
+    name: str = "threadchat"
+    motd: str | None = None
+    max_clients: int = 1000
+    history: int = 20
+    max_frame: int = DEFAULT_MAX_FRAME
+    max_text: int = MAX_TEXT
+    rate: float = 20.0
+    burst: int = 40
+    handshake_timeout: float = 10.0
+    ping_interval: float = 30.0
+    ping_timeout: float = 30.0
+    soft_limit: int = 256 * 1024
+    soft_seconds: float = 10.0
+    hard_limit: int = 1024 * 1024
+    shutdown_grace: float = 1.5
+    recv_size: int = 4096
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_text <= MAX_TEXT:
+            raise ValueError(f"max_text must be between 1 and {MAX_TEXT}")
+        if self.soft_limit > self.hard_limit:
+            raise ValueError("the soft send-queue limit must not exceed the hard one")
+        for name in ("max_clients", "burst", "max_frame", "recv_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")

@@ -1,0 +1,269 @@
+"""What each command does: the protocol's semantics, one method per command."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chatproto import (
+    MAX_TEXT,
+    PROTOCOL_VERSION,
+    Bye,
+    Command,
+    Dm,
+    Error,
+    ErrorCode,
+    Event,
+    Hello,
+    History,
+    HistoryPage,
+    Join,
+    LeaveReason,
+    Limits,
+    MemberList,
+    Members,
+    Nick,
+    Ok,
+    Part,
+    Ping,
+    Pong,
+    PongReply,
+    Rejected,
+    RequestId,
+    RoomList,
+    Rooms,
+    Say,
+    SetTopic,
+    Welcome,
+    encode,
+)
+from chatserver.config import ServerConfig
+from chatserver.hub import Hub
+from chatserver.sequencer import NewRoom, Post, Sequencer, TopicChange
+from chatserver.session import Session
+from chatserver.store import Store
+
+__all__ = ["Handler"]
+
+log = logging.getLogger(__name__)
+
+_FREE = frozenset({"hello", "pong", "bye"})  # commands the rate limit does not count
+
+
+class Handler:
+    """Carries out commands for sessions; `handle` says whether to keep reading."""
+
+    def __init__(self, config: ServerConfig, hub: Hub, sequencer: Sequencer, store: Store) -> None:
+        self._config = config
+        self._hub = hub
+        self._sequencer = sequencer
+        self._store = store
+        self._limits = Limits(
+            max_frame=config.max_frame,
+            max_text=config.max_text,
+            rate=config.rate,
+            burst=config.burst,
+            history=config.history,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+        )
+        self._commands: dict[str, Callable[[Session, Any], bool]] = {
+            "hello": self._hello,
+            "join": self._join,
+            "part": self._part,
+            "say": self._say,
+            "dm": self._dm,
+            "nick": self._nick,
+            "rooms": self._rooms,
+            "members": self._members,
+            "topic": self._topic,
+            "history": self._history,
+            "ping": self._ping,
+            "pong": self._pong,
+            "bye": self._bye,
+        }
+
+    def handle(self, session: Session, item: Command | Rejected) -> bool:
+        if isinstance(item, Rejected):
+            err = item.error
+            log.info("%s: rejected frame: %s %s", session.id, err.code.value, err.message)
+            self._hub.send(session, item.error_event())
+            if err.fatal:
+                session.end(LeaveReason.KICKED, err.code.value)
+            return not err.fatal
+        if item.type not in _FREE and not session.bucket.take():
+            session.refused += 1
+            fatal = session.refused >= self._config.burst
+            self._fail(
+                session,
+                ErrorCode.RATE_LIMITED,
+                f"too many commands: at most {self._config.rate:g} per second",
+                item.id,
+                fatal=fatal,
+            )
+            if fatal:
+                session.end(LeaveReason.KICKED, "rate_limited")
+            return not fatal
+        session.refused = 0
+        try:
+            return self._commands[item.type](session, item)
+        except Exception:
+            log.exception("%s: failed to handle %r", session.id, item.type)
+            self._fail(session, ErrorCode.INTERNAL_ERROR, "the server failed to do that", item.id)
+            return True
+
+    def _reply(self, session: Session, event: Event) -> bool:
+        self._hub.send(session, event)
+        return True
+
+    def _fail(
+        self,
+        session: Session,
+        code: ErrorCode,
+        message: str,
+        ref: RequestId | None,
+        *,
+        fatal: bool = False,
+    ) -> bool:
+        self._hub.send(session, Error(ref=ref, code=code.value, message=message, fatal=fatal))
+        return not fatal
+
+    # -- handshake -----------------------------------------------------------
+
+    def _hello(self, session: Session, cmd: Hello) -> bool:
+        major = cmd.version.split(".", 1)[0]
+        if major != PROTOCOL_VERSION.split(".", 1)[0]:
+            return self._fail(
+                session,
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"protocol version {cmd.version} is not supported; this server speaks "
+                f"{PROTOCOL_VERSION}",
+                cmd.id,
+                fatal=True,
+            )
+        if not self._hub.claim(session, cmd.nick):
+            return self._fail(
+                session, ErrorCode.NICK_IN_USE, f"nick {cmd.nick!r} is in use", cmd.id, fatal=True
+            )
+        log.info("%s: hello from %s as %s (%s)", session.id, session.peer, cmd.nick, cmd.client)
+        self._hub.send(
+            session,
+            Welcome(
+                ref=cmd.id,
+                session=session.id,
+                nick=cmd.nick,
+                server=self._config.name,
+                version=PROTOCOL_VERSION,
+                limits=self._limits,
+                motd=self._config.motd,
+            ),
+        )
+        session.welcomed = True
+        return True
+
+    def _bye(self, session: Session, cmd: Bye) -> bool:
+        session.end(LeaveReason.QUIT, "bye")
+        self._reply(session, Ok(ref=cmd.id))
+        return False
+
+    # -- rooms -----------------------------------------------------------------
+
+    def _join(self, session: Session, cmd: Join) -> bool:
+        if self._hub.join(session, cmd.room, cmd.id, self._config.max_frame):
+            self._sequencer.submit(NewRoom(cmd.room))
+        return True
+
+    def _part(self, session: Session, cmd: Part) -> bool:
+        if not self._hub.part(session, cmd.room):
+            return self._not_in(session, cmd.room, cmd.id)
+        return self._reply(session, Ok(ref=cmd.id))
+
+    def _say(self, session: Session, cmd: Say) -> bool:
+        if not self._text_ok(session, cmd.text, cmd.id):
+            return True
+        if cmd.room not in session.rooms:
+            return self._not_in(session, cmd.room, cmd.id)
+        assert session.nick is not None
+        self._sequencer.submit(Post(session, cmd.room, session.nick, cmd.text, cmd.id))
+        return True
+
+    def _topic(self, session: Session, cmd: SetTopic) -> bool:
+        if cmd.room not in session.rooms:
+            return self._not_in(session, cmd.room, cmd.id)
+        self._sequencer.submit(TopicChange(session, cmd.room, cmd.topic, cmd.id))
+        return True
+
+    def _rooms(self, session: Session, cmd: Rooms) -> bool:
+        rooms = self._hub.room_list()
+        reply = RoomList(ref=cmd.id, rooms=rooms)
+        while reply.rooms and len(encode(reply)) > self._config.max_frame:
+            reply = RoomList(ref=cmd.id, rooms=reply.rooms[: len(reply.rooms) // 2])
+        return self._reply(session, reply)
+
+    def _members(self, session: Session, cmd: Members) -> bool:
+        members = self._hub.members(cmd.room)
+        if members is None:
+            return self._no_room(session, cmd.room, cmd.id)
+        return self._reply(session, MemberList(ref=cmd.id, room=cmd.room, members=members))
+
+    def _history(self, session: Session, cmd: History) -> bool:
+        if not self._hub.exists(cmd.room):
+            return self._no_room(session, cmd.room, cmd.id)
+        messages, more = self._store.history(
+            cmd.room, before=cmd.before, after=cmd.after, limit=cmd.limit
+        )
+        reply = HistoryPage(ref=cmd.id, room=cmd.room, messages=messages, more=more)
+        while reply.messages and len(encode(reply)) > self._config.max_frame:
+            # Keep the messages nearest the point asked from.
+            half = len(reply.messages) // 2
+            kept = reply.messages[:half] if cmd.after is not None else reply.messages[-half:]
+            reply = HistoryPage(ref=cmd.id, room=cmd.room, messages=kept if half else [], more=True)
+        return self._reply(session, reply)
+
+    # -- people ------------------------------------------------------------------
+
+    def _dm(self, session: Session, cmd: Dm) -> bool:
+        if not self._text_ok(session, cmd.text, cmd.id):
+            return True
+        if not self._hub.direct(session, cmd.to, cmd.text, time.time_ns() // 1_000_000, cmd.id):
+            return self._fail(
+                session, ErrorCode.NO_SUCH_NICK, f"nobody is connected as {cmd.to!r}", cmd.id
+            )
+        return True
+
+    def _nick(self, session: Session, cmd: Nick) -> bool:
+        if not self._hub.rename(session, cmd.nick, cmd.id):
+            return self._fail(
+                session, ErrorCode.NICK_IN_USE, f"nick {cmd.nick!r} is in use", cmd.id
+            )
+        return True
+
+    # -- liveness ----------------------------------------------------------------
+
+    def _ping(self, session: Session, cmd: Ping) -> bool:
+        return self._reply(session, PongReply(ref=cmd.id, token=cmd.token))
+
+    def _pong(self, session: Session, cmd: Pong) -> bool:
+        # Any frame proves the client alive; the housekeeper sees `last_frame`.
+        return True
+
+    # -- errors ------------------------------------------------------------------
+
+    def _text_ok(self, session: Session, text: str, ref: RequestId | None) -> bool:
+        if len(text) <= self._config.max_text or self._config.max_text == MAX_TEXT:
+            return True
+        self._fail(
+            session,
+            ErrorCode.INVALID_FIELDS,
+            f"text is longer than this server's limit of {self._config.max_text} characters",
+            ref,
+        )
+        return False
+
+    def _not_in(self, session: Session, room: str, ref: RequestId | None) -> bool:
+        return self._fail(session, ErrorCode.NOT_IN_ROOM, f"you are not in room {room!r}", ref)
+
+    def _no_room(self, session: Session, room: str, ref: RequestId | None) -> bool:
+        return self._fail(session, ErrorCode.NO_SUCH_ROOM, f"there is no room {room!r}", ref)

@@ -1,0 +1,264 @@
+"""The shared state: who is connected under which nick, and who is in which room.
+
+One lock guards it all. Work under the lock is memory only (lookups, encoding,
+queueing bytes); sockets and disk are touched elsewhere. Each broadcast is
+encoded once and the same bytes are queued for every recipient.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from chatproto import (
+    DirectMessage,
+    Event,
+    Joined,
+    LeaveReason,
+    MemberJoined,
+    MemberLeft,
+    Renamed,
+    RequestId,
+    RoomInfo,
+    RoomMessage,
+    TopicChanged,
+    encode,
+)
+from chatserver.outbound import Outbox, Writer
+from chatserver.session import Session
+from chatserver.store import RoomRecord
+
+__all__ = ["Hub", "Room", "fold"]
+
+
+def _fit(reply: Joined, max_frame: int) -> Joined:
+    # Drop the oldest history until the reply fits in one frame.
+    while reply.history and len(encode(reply)) > max_frame:
+        reply = reply.model_copy(update={"history": reply.history[len(reply.history) // 2 + 1 :]})
+    return reply
+
+
+def fold(nick: str) -> str:
+    """The key under which nicks are unique: ASCII case folded."""
+    return nick.lower()
+
+
+@dataclass(slots=True)
+class Room:
+    name: str
+    topic: str
+    recent: deque[RoomMessage]
+    members: dict[str, Session] = field(default_factory=dict)
+    boxes: list[Outbox] = field(default_factory=list)
+
+    def _rebuild(self) -> None:
+        self.boxes = [s.box for s in self.members.values()]
+
+
+class Hub:
+    def __init__(
+        self, lock: threading.Lock, writer: Writer, rooms: dict[str, RoomRecord], history: int
+    ) -> None:
+        self.lock = lock
+        self.writer = writer
+        self.sessions: set[Session] = set()
+        self._nicks: dict[str, Session] = {}
+        self._history = history
+        self.rooms: dict[str, Room] = {
+            name: Room(name, rec.topic, deque(rec.recent, maxlen=history))
+            for name, rec in rooms.items()
+        }
+        self._dm_ids = 0
+
+    # -- queueing, under the lock --------------------------------------------
+
+    def _send(self, session: Session, event: Event) -> None:
+        data = session.encode(event)
+        if data is not None:
+            self.writer.push(session.box, data)
+
+    def send(self, session: Session, event: Event) -> None:
+        """Queue one event for one session."""
+        with self.lock:
+            self._send(session, event)
+        self.writer.wake()
+
+    def _broadcast(
+        self, boxes: Iterable[Outbox], event: Event, skip: Session | None = None
+    ) -> None:
+        self.writer.push_many(boxes, encode(event), skip.box if skip is not None else None)
+
+    # -- connections -----------------------------------------------------
+
+    def count(self) -> int:
+        return len(self.sessions)
+
+    def add(self, session: Session, limit: int) -> bool:
+        """Admit a new connection, unless `limit` are connected already."""
+        with self.lock:
+            if len(self.sessions) >= limit:
+                return False
+            self.sessions.add(session)
+            return True
+
+    def claim(self, session: Session, nick: str) -> bool:
+        """Give `session` its first nick, if nobody has it."""
+        with self.lock:
+            if fold(nick) in self._nicks:
+                return False
+            self._nicks[fold(nick)] = session
+            session.nick = nick
+            return True
+
+    def remove(self, session: Session, reason: LeaveReason, *, tell: bool = True) -> None:
+        """Forget a connection that has ended and tell its rooms why."""
+        with self.lock:
+            self.sessions.discard(session)
+            if session.nick is not None and self._nicks.get(fold(session.nick)) is session:
+                del self._nicks[fold(session.nick)]
+            for name in session.rooms:
+                room = self.rooms[name]
+                self._leave(room, session)
+                if tell and room.boxes:
+                    self._broadcast(
+                        room.boxes, MemberLeft(room=name, nick=session.nick or "", reason=reason)
+                    )
+            session.rooms = set()
+        self.writer.wake()
+
+    def _leave(self, room: Room, session: Session) -> None:
+        if session.nick is not None:
+            room.members.pop(fold(session.nick), None)
+            room._rebuild()
+
+    # -- commands --------------------------------------------------------
+
+    def join(self, session: Session, name: str, ref: RequestId | None, max_frame: int) -> bool:
+        """Add `session` to room `name` and queue its `joined`; True if the room is new."""
+        assert session.nick is not None
+        with self.lock:
+            room = self.rooms.get(name)
+            created = room is None
+            if room is None:
+                room = self.rooms[name] = Room(name, "", deque(maxlen=self._history))
+            key = fold(session.nick)
+            if key not in room.members:
+                if room.boxes:
+                    self._broadcast(room.boxes, MemberJoined(room=name, nick=session.nick))
+                room.members[key] = session
+                room._rebuild()
+                session.rooms.add(name)
+            reply = Joined(
+                ref=ref,
+                room=name,
+                topic=room.topic,
+                members=[s.nick for s in room.members.values() if s.nick is not None],
+                history=list(room.recent),
+            )
+            self._send(session, _fit(reply, max_frame))
+        self.writer.wake()
+        return created
+
+    def part(self, session: Session, name: str) -> bool:
+        """Take `session` out of room `name`; False if it was not in it."""
+        assert session.nick is not None
+        with self.lock:
+            room = self.rooms.get(name)
+            if room is None or name not in session.rooms:
+                return False
+            self._leave(room, session)
+            session.rooms.discard(name)
+            if room.boxes:
+                self._broadcast(
+                    room.boxes, MemberLeft(room=name, nick=session.nick, reason=LeaveReason.PART)
+                )
+        self.writer.wake()
+        return True
+
+    def rename(self, session: Session, new: str, ref: RequestId | None) -> bool:
+        """Change `session`'s nick and tell everyone who shares a room; False if taken."""
+        old = session.nick
+        assert old is not None
+        with self.lock:
+            holder = self._nicks.get(fold(new))
+            if holder is not None and holder is not session:
+                return False
+            del self._nicks[fold(old)]
+            self._nicks[fold(new)] = session
+            session.nick = new
+            audience: dict[int, Outbox] = {}
+            for name in session.rooms:
+                room = self.rooms[name]
+                del room.members[fold(old)]
+                room.members[fold(new)] = session
+                for box in room.boxes:
+                    audience[id(box)] = box
+            event = Renamed(old=old, new=new)
+            self._broadcast(audience.values(), event, skip=session)
+            self._send(session, event.model_copy(update={"ref": ref}))
+        self.writer.wake()
+        return True
+
+    def direct(self, session: Session, to: str, text: str, ts: int, ref: RequestId | None) -> bool:
+        """Deliver a direct message; False if nobody has nick `to`."""
+        assert session.nick is not None
+        with self.lock:
+            target = self._nicks.get(fold(to))
+            if target is None:
+                return False
+            self._dm_ids += 1
+            event = DirectMessage(
+                id=self._dm_ids, nick=session.nick, to=target.nick or to, text=text, ts=ts
+            )
+            if target is not session:
+                self._send(target, event)
+            self._send(session, event.model_copy(update={"ref": ref}))
+        self.writer.wake()
+        return True
+
+    def room_list(self) -> list[RoomInfo]:
+        with self.lock:
+            rows = [
+                RoomInfo(room=r.name, members=len(r.members), topic=r.topic)
+                for r in self.rooms.values()
+                if r.members
+            ]
+        rows.sort(key=lambda r: (-r.members, r.room))
+        return rows
+
+    def members(self, name: str) -> list[str] | None:
+        with self.lock:
+            room = self.rooms.get(name)
+            if room is None:
+                return None
+            return [s.nick for s in room.members.values() if s.nick is not None]
+
+    def exists(self, name: str) -> bool:
+        with self.lock:
+            return name in self.rooms
+
+    # -- the sequencer's fan-out, under the lock ------------------------------
+
+    def publish(self, message: RoomMessage, sender: Session, ref: RequestId | None) -> None:
+        """Queue a stored message for every member; calls fix the order everyone sees."""
+        room = self.rooms[message.room]
+        room.recent.append(message)
+        self._broadcast(room.boxes, message, skip=sender)
+        self._send(sender, message.model_copy(update={"ref": ref}))
+
+    def publish_topic(self, name: str, topic: str, sender: Session, ref: RequestId | None) -> None:
+        """Queue a stored topic change for every member."""
+        room = self.rooms[name]
+        room.topic = topic
+        event = TopicChanged(room=name, topic=topic, nick=sender.nick or "")
+        self._broadcast(room.boxes, event, skip=sender)
+        self._send(sender, event.model_copy(update={"ref": ref}))
+
+    def broadcast_all(self, event: Event) -> None:
+        """Queue one event for every connection (used for shutdown notices)."""
+        with self.lock:
+            for session in self.sessions:
+                self._send(session, event)
+        self.writer.wake()

@@ -1,0 +1,300 @@
+"""Send queues and the one writer thread that drains them.
+
+Any thread may queue frames for a connection (`Writer.push`, under the hub
+lock, which makes queueing cheap and ordered); only the writer touches a
+socket to send. It takes everything queued for a connection at once, joins it
+into one buffer and hands it to a non-blocking `send`, so a busy connection
+gets dozens of frames per system call. A connection whose socket is full
+waits in the selector until it drains, and nobody else waits for it: past
+the hard limit, or above the soft limit for too long, it is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+__all__ = ["Outbox", "Writer"]
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """One connection's send queue and sending state.
+
+    `farewell` gives the last frame to send if the connection is dropped.
+
+    `frames`, `queued` and `scheduled` are guarded by the hub lock; `pending`
+    (the unsent tail of the last send), `sent` and `blocked` belong to the
+    writer thread.
+    """
+
+    __slots__ = (
+        "blocked",
+        "closed",
+        "drop_frame",
+        "farewell",
+        "finish_by",
+        "finishing",
+        "frames",
+        "label",
+        "pending",
+        "queued",
+        "scheduled",
+        "sent",
+        "sock",
+        "soft_since",
+    )
+
+    def __init__(
+        self, sock: socket.socket, label: str, farewell: Callable[[], bytes | None]
+    ) -> None:
+        self.sock = sock
+        self.label = label
+        self.farewell = farewell
+        self.frames: list[bytes] = []
+        self.queued = 0
+        self.sent = 0
+        self.scheduled = False
+        self.pending = b""
+        self.blocked = False
+        self.soft_since: float | None = None
+        self.drop_frame: bytes | None = None
+        self.finishing = False
+        self.finish_by = 0.0
+        self.closed = False
+
+    @property
+    def backlog(self) -> int:
+        """Bytes queued and not yet taken by the kernel."""
+        return self.queued - self.sent
+
+
+class Writer(threading.Thread):
+    """Flushes every connection's queue to its non-blocking socket."""
+
+    def __init__(
+        self,
+        lock: threading.Lock,
+        *,
+        soft_limit: int,
+        hard_limit: int,
+    ) -> None:
+        super().__init__(name="chat-writer", daemon=True)
+        self._lock = lock
+        self._soft = soft_limit
+        self._hard = hard_limit
+        self._ready: list[Outbox] = []
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._woken = False
+        self._stopping = False
+        self._finishing: set[Outbox] = set()
+
+    # -- called by other threads -------------------------------------------
+
+    def push(self, box: Outbox, data: bytes) -> None:
+        """Queue `data` for `box`. The caller holds the hub lock, then calls `wake`."""
+        if box.drop_frame is not None or box.finishing:
+            return
+        box.frames.append(data)
+        box.queued += len(data)
+        if box.queued - box.sent > self._soft:
+            self._over_soft(box)
+        if not box.scheduled:
+            box.scheduled = True
+            self._ready.append(box)
+
+    def push_many(self, boxes: Iterable[Outbox], data: bytes, skip: Outbox | None = None) -> None:
+        """`push` the same bytes to many boxes (but `skip`): the broadcast path, kept tight."""
+        size = len(data)
+        soft = self._soft
+        ready = self._ready
+        for box in boxes:
+            if box is skip or box.drop_frame is not None or box.finishing:
+                continue
+            box.frames.append(data)
+            queued = box.queued + size
+            box.queued = queued
+            if queued - box.sent > soft:
+                self._over_soft(box)
+            if not box.scheduled:
+                box.scheduled = True
+                ready.append(box)
+
+    def _over_soft(self, box: Outbox) -> None:
+        if box.queued - box.sent > self._hard:
+            self._drop(box)
+        elif box.soft_since is None:
+            box.soft_since = time.monotonic()
+
+    def _drop(self, box: Outbox) -> None:
+        # Under the hub lock: stop queueing, and let the writer say why.
+        log.warning("%s: dropped as a slow consumer (%d bytes queued)", box.label, box.backlog)
+        box.drop_frame = box.farewell() or b""
+        box.frames = []
+        if not box.scheduled:
+            box.scheduled = True
+            self._ready.append(box)
+
+    def drop_if_stale(self, box: Outbox, now: float, patience: float) -> bool:
+        """Drop `box` if it has been above the soft limit for `patience` seconds."""
+        since = box.soft_since
+        if since is None or now - since < patience or box.drop_frame is not None:
+            return False
+        self._drop(box)
+        return True
+
+    def finish(self, box: Outbox, grace: float) -> None:
+        """The reader is done: flush what is queued (for at most `grace` s), then close."""
+        with self._lock:
+            box.finishing = True
+            box.finish_by = time.monotonic() + grace
+            if not box.scheduled:
+                box.scheduled = True
+                self._ready.append(box)
+        self.wake()
+
+    def wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            with contextlib.suppress(BlockingIOError):
+                self._wake_w.send(b"\0")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    # -- the writer thread -------------------------------------------------
+
+    def run(self) -> None:
+        select = self._selector.select
+        while not (self._stopping and not self._finishing and not self._ready):
+            writable: list[Outbox] = []
+            for key, _ in select(0.25 if self._finishing else 1.0):
+                if key.fileobj is self._wake_r:
+                    self._drain_wakeups()
+                else:
+                    writable.append(key.data)
+            self._woken = False
+            with self._lock:
+                ready, self._ready = self._ready, []
+                for box in writable:
+                    box.blocked = False
+                work = [(box, self._take(box)) for box in {*ready, *writable}]
+            for box, frames in work:
+                try:
+                    self._flush(box, frames)
+                except Exception:
+                    log.exception("writer: failed to flush %s", box.label)
+                    self._close(box)
+            if self._finishing:
+                self._expire_finishing()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _take(self, box: Outbox) -> list[bytes]:
+        # Under the hub lock.
+        box.scheduled = False
+        if box.blocked or box.closed:
+            return []
+        frames = box.frames
+        if frames:
+            box.frames = []
+        return frames
+
+    def _flush(self, box: Outbox, frames: list[bytes]) -> None:
+        if box.closed:
+            return
+        if box.drop_frame is not None:
+            self._kill(box)
+            return
+        if box.finishing:
+            self._finishing.add(box)
+        if box.blocked:
+            return
+        data = box.pending + b"".join(frames) if frames else box.pending
+        if data:
+            try:
+                sent = box.sock.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._break(box)
+                return
+            box.sent += sent
+            if sent < len(data):
+                box.pending = data[sent:]
+                box.blocked = True
+                self._watch(box, True)
+                return
+            box.pending = b""
+            if box.soft_since is not None and box.queued - box.sent <= self._soft:
+                box.soft_since = None
+        self._watch(box, False)
+        if box.finishing and not box.frames:
+            self._close(box)
+
+    def _watch(self, box: Outbox, on: bool) -> None:
+        try:
+            key = self._selector.get_key(box.sock)
+        except (KeyError, ValueError):
+            key = None
+        if on and key is None:
+            self._selector.register(box.sock, selectors.EVENT_WRITE, box)
+        elif not on and key is not None:
+            self._selector.unregister(box.sock)
+
+    def _kill(self, box: Outbox) -> None:
+        """Drop a slow consumer: one last try to send why, then cut the connection."""
+        last = box.pending + (box.drop_frame or b"")
+        box.pending = b""
+        if last:
+            with contextlib.suppress(OSError):
+                box.sock.send(last, socket.MSG_DONTWAIT)
+        box.drop_frame = b""
+        self._break(box)
+        if box.finishing:
+            self._close(box)
+
+    def _break(self, box: Outbox) -> None:
+        # Wake the connection's reader, which cleans up and then calls finish().
+        self._watch(box, False)
+        box.blocked = True
+        with contextlib.suppress(OSError):
+            box.sock.shutdown(socket.SHUT_RDWR)
+        if box.finishing:
+            self._close(box)
+
+    def _expire_finishing(self) -> None:
+        now = time.monotonic()
+        for box in list(self._finishing):
+            if box.closed:
+                self._finishing.discard(box)
+            elif now >= box.finish_by or (self._stopping and box.blocked):
+                self._close(box)
+
+    def _close(self, box: Outbox) -> None:
+        if box.closed:
+            return
+        self._watch(box, False)
+        box.closed = True
+        self._finishing.discard(box)
+        with contextlib.suppress(OSError):
+            box.sock.close()

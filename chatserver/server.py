@@ -1,0 +1,205 @@
+"""The server: a listener thread, a reader thread per connection, and the
+writer, sequencer and housekeeper threads that serve them all.
+
+    with ChatServer(ServerConfig(port=0), MemoryStore()) as server:
+        host, port = server.address
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+
+from chatproto import Error, ErrorCode, LeaveReason, ServerConnection, State
+from chatserver.config import ServerConfig
+from chatserver.handler import Handler
+from chatserver.housekeeping import Housekeeper
+from chatserver.hub import Hub
+from chatserver.outbound import Writer
+from chatserver.sequencer import Sequencer
+from chatserver.session import Session
+from chatserver.store import Store
+
+__all__ = ["ChatServer"]
+
+log = logging.getLogger(__name__)
+
+
+class ChatServer:
+    def __init__(self, config: ServerConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._listener: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._readers: set[threading.Thread] = set()
+        self._readers_lock = threading.Lock()
+        snapshot = store.load(config.history)
+        lock = threading.Lock()
+        self.writer = Writer(lock, soft_limit=config.soft_limit, hard_limit=config.hard_limit)
+        self.hub = Hub(lock, self.writer, snapshot.rooms, config.history)
+        self.sequencer = Sequencer(self.hub, store, snapshot.next_id)
+        self.handler = Handler(config, self.hub, self.sequencer, store)
+        self.housekeeper = Housekeeper(config, self.hub)
+        self._acceptor = threading.Thread(target=self._accept_loop, name="chat-listener")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the server listens (the real port when port 0 was asked for)."""
+        assert self._listener is not None, "the server is not started"
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def start(self) -> ChatServer:
+        listener = socket.create_server(
+            (self.config.host, self.config.port), backlog=1024, reuse_port=False
+        )
+        self._listener = listener
+        for thread in (self.writer, self.sequencer, self.housekeeper, self._acceptor):
+            thread.start()
+        log.info("listening on %s:%d", *self.address)
+        return self
+
+    def __enter__(self) -> ChatServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    # -- connections -------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, addr = self._listener.accept()
+            except OSError as exc:
+                if self._stopping.is_set():
+                    break
+                log.error("accept failed: %s", exc)
+                time.sleep(0.05)  # out of descriptors: let some close
+                continue
+            self._admit(sock, f"{addr[0]}:{addr[1]}")
+
+    def _admit(self, sock: socket.socket, peer: str) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        config = self.config
+        session = Session(
+            sock, peer, max_frame=config.max_frame, rate=config.rate, burst=config.burst
+        )
+        if not self.hub.add(session, config.max_clients):
+            log.warning("refused %s: server full (%d clients)", peer, config.max_clients)
+            _refuse(sock, "the server is full; try again later")
+            return
+        log.info("%s: connect from %s", session.id, peer)
+        reader = threading.Thread(
+            target=self._serve, args=(session,), name=f"chat-reader-{session.id}", daemon=True
+        )
+        with self._readers_lock:
+            self._readers.add(reader)
+        reader.start()
+
+    def _serve(self, session: Session) -> None:
+        """The reader thread of one connection: frames in, commands handled."""
+        sock = session.sock
+        handle = self.handler.handle
+        size = self.config.recv_size
+        try:
+            while True:
+                data = sock.recv(size)
+                if not data:
+                    session.end(LeaveReason.LOST, "connection closed")
+                    break
+                with session.lock:
+                    if session.protocol.state is State.CLOSED:
+                        break
+                    items = session.protocol.receive_data(data)
+                if items:
+                    session.last_frame = time.monotonic()
+                if not all(handle(session, item) for item in items):
+                    break
+        except OSError as exc:
+            session.end(LeaveReason.LOST, exc.strerror or type(exc).__name__)
+        except Exception:
+            log.exception("%s: reader failed", session.id)
+            session.end(LeaveReason.LOST, "internal error")
+        finally:
+            self._finish(session)
+
+    def _finish(self, session: Session) -> None:
+        reason = session.end_reason or LeaveReason.LOST
+        with session.lock:
+            session.protocol.close()
+        self.hub.remove(session, reason, tell=not self._stopping.is_set())
+        self.writer.finish(session.box, self.config.shutdown_grace)
+        log.info(
+            "%s: disconnect %s %s: %s (%s)",
+            session.id,
+            session.nick or "-",
+            session.peer,
+            reason.value,
+            session.end_detail,
+        )
+        with self._readers_lock:
+            self._readers.discard(threading.current_thread())
+
+    # -- shutdown ----------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Tell every client, flush what is queued, close the store; within the grace time."""
+        if self._stopping.is_set():
+            self._stopped.wait()
+            return
+        self._stopping.set()
+        deadline = time.monotonic() + self.config.shutdown_grace
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+        if self._acceptor.is_alive():
+            self._acceptor.join()
+        self.housekeeper.stop()
+        self.hub.broadcast_all(
+            Error(code=ErrorCode.SHUTDOWN.value, message="the server is shutting down", fatal=True)
+        )
+        with self.hub.lock:
+            sessions = list(self.hub.sessions)
+        for session in sessions:
+            session.end(LeaveReason.QUIT, "shutdown")
+            with contextlib.suppress(OSError):
+                session.sock.shutdown(socket.SHUT_RD)
+        with self._readers_lock:
+            readers = list(self._readers)
+        for reader in readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
+        self.sequencer.stop()
+        self.sequencer.join()
+        self.writer.stop()
+        self.writer.join(max(0.1, deadline - time.monotonic()))
+        self.housekeeper.join()
+        self.store.close()
+        self._stopped.set()
+        log.info("stopped")
+
+
+def _refuse(sock: socket.socket, message: str) -> None:
+    # A connection that never gets a reader: one frame, if the socket takes it.
+    frame = ServerConnection().send(
+        Error(code=ErrorCode.SERVER_FULL.value, message=message, fatal=True)
+    )
+    try:
+        sock.send(frame, socket.MSG_DONTWAIT)
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()

@@ -1,0 +1,78 @@
+"""One client connection: its protocol state machine, identity and limits."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+
+from chatproto import Error, ErrorCode, Event, LeaveReason, ServerConnection, State
+from chatserver.outbound import Outbox
+from chatserver.ratelimit import TokenBucket
+
+__all__ = ["Session"]
+
+_ids = itertools.count(1)
+
+
+class Session:
+    """Everything the server knows about one connection.
+
+    The reader thread owns it; other threads touch the protocol object only
+    through `encode` (under `lock`) and the identity fields under the hub lock.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        *,
+        max_frame: int,
+        rate: float,
+        burst: int,
+    ) -> None:
+        self.id = f"s{next(_ids)}"
+        self.sock = sock
+        self.peer = peer
+        self.protocol = ServerConnection(max_frame=max_frame)
+        self.lock = threading.Lock()
+        self.box = Outbox(sock, f"{self.id} {peer}", self._slow_consumer)
+        self.nick: str | None = None
+        self.welcomed = False
+        self.rooms: set[str] = set()
+        self.bucket = TokenBucket(rate, burst)
+        self.refused = 0
+        now = time.monotonic()
+        self.connected_at = now
+        self.last_frame = now
+        self.ping_token: str | None = None
+        self.ping_sent = 0.0
+        self.end_reason: LeaveReason | None = None
+        self.end_detail = ""
+
+    def encode(self, event: Event) -> bytes | None:
+        """`event` as bytes for this client, or None once the session is closed."""
+        with self.lock:
+            if self.protocol.state is State.CLOSED:
+                return None
+            return self.protocol.send(event)
+
+    def _slow_consumer(self) -> bytes | None:
+        self.end(LeaveReason.KICKED, "slow_consumer")
+        return self.encode(
+            Error(
+                code=ErrorCode.SLOW_CONSUMER.value,
+                message="you did not read your messages fast enough",
+                fatal=True,
+            )
+        )
+
+    def end(self, reason: LeaveReason, detail: str) -> None:
+        """Mark why the session ends, unless a reason was given already; first one wins."""
+        if self.end_reason is None:
+            self.end_reason = reason
+            self.end_detail = detail
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.nick or '-'} {self.peer}>"
