@@ -38,6 +38,7 @@ class Outbox:
         "blocked",
         "closed",
         "drop_frame",
+        "dropped",
         "farewell",
         "finish_by",
         "finishing",
@@ -64,6 +65,7 @@ class Outbox:
         self.pending = b""
         self.blocked = False
         self.soft_since: float | None = None
+        self.dropped = False
         self.drop_frame: bytes | None = None
         self.finishing = False
         self.finish_by = 0.0
@@ -103,7 +105,7 @@ class Writer(threading.Thread):
 
     def push(self, box: Outbox, data: bytes) -> None:
         """Queue `data` for `box`. The caller holds the hub lock, then calls `wake`."""
-        if box.drop_frame is not None or box.finishing:
+        if box.dropped or box.finishing:
             return
         box.frames.append(data)
         box.queued += len(data)
@@ -119,7 +121,7 @@ class Writer(threading.Thread):
         soft = self._soft
         ready = self._ready
         for box in boxes:
-            if box is skip or box.drop_frame is not None or box.finishing:
+            if box is skip or box.dropped or box.finishing:
                 continue
             box.frames.append(data)
             queued = box.queued + size
@@ -139,6 +141,7 @@ class Writer(threading.Thread):
     def _drop(self, box: Outbox) -> None:
         # Under the hub lock: stop queueing, and let the writer say why.
         log.warning("%s: dropped as a slow consumer (%d bytes queued)", box.label, box.backlog)
+        box.dropped = True
         box.drop_frame = box.farewell() or b""
         box.frames = []
         if not box.scheduled:
@@ -148,7 +151,7 @@ class Writer(threading.Thread):
     def drop_if_stale(self, box: Outbox, now: float, patience: float) -> bool:
         """Drop `box` if it has been above the soft limit for `patience` seconds."""
         since = box.soft_since
-        if since is None or now - since < patience or box.drop_frame is not None:
+        if since is None or now - since < patience or box.dropped:
             return False
         self._drop(box)
         return True
@@ -166,7 +169,7 @@ class Writer(threading.Thread):
     def wake(self) -> None:
         if not self._woken:
             self._woken = True
-            with contextlib.suppress(BlockingIOError):
+            with contextlib.suppress(OSError):
                 self._wake_w.send(b"\0")
 
     def stop(self) -> None:
@@ -176,31 +179,36 @@ class Writer(threading.Thread):
     # -- the writer thread -------------------------------------------------
 
     def run(self) -> None:
-        select = self._selector.select
         while not (self._stopping and not self._finishing and not self._ready):
-            writable: list[Outbox] = []
-            for key, _ in select(0.25 if self._finishing else 1.0):
-                if key.fileobj is self._wake_r:
-                    self._drain_wakeups()
-                else:
-                    writable.append(key.data)
-            self._woken = False
-            with self._lock:
-                ready, self._ready = self._ready, []
-                for box in writable:
-                    box.blocked = False
-                work = [(box, self._take(box)) for box in {*ready, *writable}]
-            for box, frames in work:
-                try:
-                    self._flush(box, frames)
-                except Exception:
-                    log.exception("writer: failed to flush %s", box.label)
-                    self._close(box)
-            if self._finishing:
-                self._expire_finishing()
+            try:
+                self._round()
+            except Exception:
+                log.exception("writer: round failed")
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
+
+    def _round(self) -> None:
+        writable: list[Outbox] = []
+        for key, _ in self._selector.select(0.25 if self._finishing else 1.0):
+            if key.fileobj is self._wake_r:
+                self._drain_wakeups()
+            else:
+                writable.append(key.data)
+        self._woken = False
+        with self._lock:
+            ready, self._ready = self._ready, []
+            for box in writable:
+                box.blocked = False
+            work = [(box, self._take(box)) for box in {*ready, *writable}]
+        for box, frames in work:
+            try:
+                self._flush(box, frames)
+            except Exception:
+                log.exception("writer: failed to flush %s", box.label)
+                self._close(box)
+        if self._finishing:
+            self._expire_finishing()
 
     def _drain_wakeups(self) -> None:
         try:
@@ -224,7 +232,7 @@ class Writer(threading.Thread):
             return
         if box.drop_frame is not None:
             self._kill(box)
-            return
+            frames = []
         if box.finishing:
             self._finishing.add(box)
         if box.blocked:
@@ -262,16 +270,13 @@ class Writer(threading.Thread):
             self._selector.unregister(box.sock)
 
     def _kill(self, box: Outbox) -> None:
-        """Drop a slow consumer: one last try to send why, then cut the connection."""
-        last = box.pending + (box.drop_frame or b"")
-        box.pending = b""
-        if last:
-            with contextlib.suppress(OSError):
-                box.sock.send(last, socket.MSG_DONTWAIT)
-        box.drop_frame = b""
-        self._break(box)
-        if box.finishing:
-            self._close(box)
+        """Drop a slow consumer: its queue is gone, and after the frame in flight
+        it gets only the reason, if it reads before the grace time runs out."""
+        box.pending += box.drop_frame or b""
+        box.drop_frame = None
+        # Wake the reader, which ends the session and calls finish().
+        with contextlib.suppress(OSError):
+            box.sock.shutdown(socket.SHUT_RD)
 
     def _break(self, box: Outbox) -> None:
         # Wake the connection's reader, which cleans up and then calls finish().

@@ -38,7 +38,7 @@ class ChatServer:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._readers: set[threading.Thread] = set()
-        self._readers_lock = threading.Lock()
+        self._readers_lock = threading.Condition()
         snapshot = store.load(config.history)
         lock = threading.Lock()
         self.writer = Writer(lock, soft_limit=config.soft_limit, hard_limit=config.hard_limit)
@@ -152,6 +152,18 @@ class ChatServer:
         )
         with self._readers_lock:
             self._readers.discard(threading.current_thread())
+            self._readers_lock.notify_all()
+
+    @property
+    def connections(self) -> int:
+        """Connections whose reader thread is still running."""
+        with self._readers_lock:
+            return len(self._readers)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no connection is left; False if some remain after `timeout` s."""
+        with self._readers_lock:
+            return self._readers_lock.wait_for(lambda: not self._readers, timeout)
 
     # -- shutdown ----------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""Test helpers: in-process servers on port 0 and a raw wire client."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from chatserver.config import ServerConfig
+from chatserver.server import ChatServer
+from chatserver.store import MemoryStore, Store
+
+WAIT = 5.0
+
+
+@contextmanager
+def running(store: Store | None = None, **settings: Any) -> Iterator[ChatServer]:
+    """A server on 127.0.0.1, port 0, shut down afterwards."""
+    config = ServerConfig(host="127.0.0.1", port=0, **settings)
+    server = ChatServer(config, store if store is not None else MemoryStore()).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+
+
+class Wire:
+    """A client that speaks raw JSON lines, for tests that need the bare wire."""
+
+    def __init__(
+        self, address: tuple[str, int], *, nodelay: bool = True, rcvbuf: int | None = None
+    ) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(WAIT)
+        self.sock.connect(address)
+        if nodelay:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buf = b""
+        self._ids = 0
+
+    def send(self, **frame: Any) -> None:
+        self.sock.sendall(json.dumps(frame).encode() + b"\n")
+
+    def raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(self, **frame: Any) -> dict[str, Any]:
+        """Send a command with a fresh id and return the frame that answers it."""
+        self._ids += 1
+        rid = f"r{self._ids}"
+        self.send(id=rid, **frame)
+        return self.until(lambda f: f.get("ref") == rid)
+
+    def recv(self, timeout: float = WAIT) -> dict[str, Any] | None:
+        """The next frame, or None at end of stream."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no frame in time")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                return None
+            if not data:
+                return None
+            self._buf += data
+        line, self._buf = self._buf.split(b"\n", 1)
+        frame: dict[str, Any] = json.loads(line)
+        return frame
+
+    def until(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = WAIT
+    ) -> dict[str, Any]:
+        """Skip frames until one matches."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.recv(max(0.01, deadline - time.monotonic()))
+            if frame is None:
+                raise ConnectionError("closed before the expected frame")
+            if match(frame):
+                return frame
+
+    def closed(self, timeout: float = WAIT) -> list[dict[str, Any]]:
+        """Read to the end of the stream; return the frames on the way."""
+        frames = []
+        while (frame := self.recv(timeout)) is not None:
+            frames.append(frame)
+        return frames
+
+    def hello(self, nick: str, **extra: Any) -> dict[str, Any]:
+        return self.request(type="hello", nick=nick, **extra)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Collector(threading.Thread):
+    """Reads a client's frames in the background; tests wait on what it has seen."""
+
+    def __init__(self, wire: Wire) -> None:
+        super().__init__(daemon=True)
+        self.wire = wire
+        self.frames: list[dict[str, Any]] = []
+        self._seen = threading.Condition()
+        self.start()
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError, TimeoutError):
+            while (frame := self.wire.recv(60)) is not None:
+                with self._seen:
+                    self.frames.append(frame)
+                    self._seen.notify_all()
+
+    def wait_for(
+        self, match: Callable[[list[dict[str, Any]]], bool], timeout: float = WAIT
+    ) -> None:
+        with self._seen:
+            assert self._seen.wait_for(lambda: match(self.frames), timeout), "not seen in time"
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._seen:
+            return list(self.frames)
+
+
+def login(server: ChatServer, nick: str, *rooms: str) -> Wire:
+    """A connected, welcomed client in `rooms`."""
+    wire = Wire(server.address)
+    assert wire.hello(nick)["type"] == "welcome"
+    for room in rooms:
+        assert wire.request(type="join", room=room)["type"] == "joined"
+    return wire

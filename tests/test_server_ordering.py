@@ -1,0 +1,55 @@
+"""Per-room total order: many concurrent senders, every receiver sees one order."""
+
+from __future__ import annotations
+
+import threading
+
+from tests.support import Wire, login, running
+
+SENDERS = 20
+RECEIVERS = 50
+EACH = 15
+
+
+def test_concurrent_senders_are_seen_in_one_complete_order() -> None:
+    with running(rate=1000.0, burst=1000) as server:
+        receivers = [login(server, f"r{i}", "lobby") for i in range(RECEIVERS)]
+        senders = [login(server, f"s{i}", "lobby") for i in range(SENDERS)]
+        start = threading.Barrier(SENDERS)
+        failures: list[BaseException] = []
+
+        def send(wire: Wire, index: int) -> None:
+            try:
+                start.wait()
+                for n in range(EACH):
+                    wire.send(type="say", id=n, room="lobby", text=f"{index}:{n}")
+                for n in range(EACH):
+                    wire.until(lambda f, n=n: f.get("ref") == n)  # type: ignore[misc]
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=send, args=(w, i)) for i, w in enumerate(senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not failures
+        total = SENDERS * EACH
+        orders = []
+        for wire in receivers:
+            seen = [wire.until(lambda f: f["type"] == "message") for _ in range(total)]
+            orders.append([(m["id"], m["nick"], m["text"]) for m in seen])
+        first = orders[0]
+        ids = [m[0] for m in first]
+        assert ids == sorted(set(ids)), "ids must strictly increase"
+        assert {text for _, _, text in first} == {
+            f"{i}:{n}" for i in range(SENDERS) for n in range(EACH)
+        }
+        for other in orders[1:]:
+            assert other == first
+        # Each sender's own messages keep the order it sent them in.
+        for i in range(SENDERS):
+            mine = [t for _, nick, t in first if nick == f"s{i}"]
+            assert mine == [f"{i}:{n}" for n in range(EACH)]
+        for wire in receivers + senders:
+            wire.close()
