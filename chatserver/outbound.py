@@ -205,8 +205,10 @@ class Writer(threading.Thread):
             try:
                 self._flush(box, frames)
             except Exception:
+                # Cut the connection but leave the descriptor to the usual
+                # close: its reader may still be using it.
                 log.exception("writer: failed to flush %s", box.label)
-                self._close(box)
+                self._break(box)
         if self._finishing:
             self._expire_finishing()
 
