@@ -145,6 +145,10 @@ class ServerConnection:
         self._decoder = FrameDecoder(max_frame)
         self._state = State.AWAIT_HELLO
         self._requests = _Correlator()
+        # Kept apart from the state, which CLOSING overwrites: a client may
+        # send `bye` right behind `hello`, and its `welcome` is still due.
+        self._greeted = False
+        self._welcomed = False
 
     @property
     def state(self) -> State:
@@ -157,7 +161,9 @@ class ServerConnection:
 
     def receive_data(self, data: bytes) -> list[Command | Rejected]:
         if self._state is State.CLOSING or self._state is State.CLOSED:
-            raise LocalProtocolError("receive_data after the client's input has ended")
+            raise LocalProtocolError(
+                "receive_data after the client's input has ended", code=ErrorCode.OUT_OF_ORDER
+            )
         try:
             frames = self._decoder.feed(data)
         except FrameTooLarge as exc:
@@ -204,13 +210,19 @@ class ServerConnection:
                     )
                 )
             self._state = State.GREETED
+            self._greeted = True
         elif isinstance(command, Hello):
             return self._reject(
                 RemoteProtocolError(
                     "'hello' may be sent only once", code=ErrorCode.OUT_OF_ORDER, ref=command.id
                 )
             )
-        if command.id is not None and command.id in self._requests:
+        # A pong's id is ignored (PROTOCOL.md 6.11): it never collides.
+        if (
+            command.id is not None
+            and not isinstance(command, Pong)
+            and command.id in self._requests
+        ):
             return self._reject(
                 RemoteProtocolError(
                     f"id {command.id!r} is already in use by an unanswered request",
@@ -235,22 +247,33 @@ class ServerConnection:
         """Encode `event` for this client, checking that the session allows it."""
         state = self._state
         if state is State.CLOSED:
-            raise LocalProtocolError(f"cannot send {event.type!r}: the connection is closed")
+            raise LocalProtocolError(
+                f"cannot send {event.type!r}: the connection is closed",
+                code=ErrorCode.OUT_OF_ORDER,
+            )
         if isinstance(event, Error):
-            if not event.fatal and state in (State.AWAIT_HELLO, State.GREETED):
-                raise LocalProtocolError("an error before 'welcome' must be fatal")
+            if not event.fatal and not self._welcomed:
+                raise LocalProtocolError(
+                    "an error before 'welcome' must be fatal", code=ErrorCode.OUT_OF_ORDER
+                )
         elif isinstance(event, Welcome):
-            if state is not State.GREETED:
-                raise LocalProtocolError("'welcome' answers 'hello', once")
-        elif state is not State.OPEN and state is not State.CLOSING:
-            raise LocalProtocolError(f"cannot send {event.type!r} before 'welcome'")
+            if not self._greeted or self._welcomed:
+                raise LocalProtocolError(
+                    "'welcome' answers 'hello', once", code=ErrorCode.OUT_OF_ORDER
+                )
+        elif not self._welcomed:
+            raise LocalProtocolError(
+                f"cannot send {event.type!r} before 'welcome'", code=ErrorCode.OUT_OF_ORDER
+            )
         ref = getattr(event, "ref", None)
         if ref is not None:
             problem = self._requests.close(event, ref)
             if problem is not None:
-                raise LocalProtocolError(problem)
+                raise LocalProtocolError(problem, code=ErrorCode.OUT_OF_ORDER)
         if isinstance(event, Welcome):
-            self._state = State.OPEN
+            self._welcomed = True
+            if state is State.GREETED:
+                self._state = State.OPEN
         elif isinstance(event, Error) and event.fatal:
             self._state = State.CLOSED
         return encode(event)
@@ -273,6 +296,9 @@ class ClientConnection:
         self._decoder = FrameDecoder(max_frame)
         self._state = State.AWAIT_HELLO
         self._requests = _Correlator()
+        # Kept apart from the state, which CLOSING overwrites: `bye` may be
+        # sent right behind `hello`, before the `welcome` arrives.
+        self._welcomed = False
 
     @property
     def state(self) -> State:
@@ -288,14 +314,26 @@ class ClientConnection:
         state = self._state
         if state is State.AWAIT_HELLO:
             if not isinstance(command, Hello):
-                raise LocalProtocolError(f"cannot send {command.type!r} before 'hello'")
+                raise LocalProtocolError(
+                    f"cannot send {command.type!r} before 'hello'", code=ErrorCode.OUT_OF_ORDER
+                )
             self._state = State.HELLO_SENT
         elif state is State.CLOSING or state is State.CLOSED:
-            raise LocalProtocolError(f"cannot send {command.type!r} after the session ended")
+            raise LocalProtocolError(
+                f"cannot send {command.type!r} after the session ended",
+                code=ErrorCode.OUT_OF_ORDER,
+            )
         elif isinstance(command, Hello):
-            raise LocalProtocolError("'hello' may be sent only once")
-        if command.id is not None and command.id in self._requests:
-            raise LocalProtocolError(f"id {command.id!r} is already outstanding")
+            raise LocalProtocolError("'hello' may be sent only once", code=ErrorCode.OUT_OF_ORDER)
+        # A pong's id is ignored (PROTOCOL.md 6.11): it never collides.
+        if (
+            command.id is not None
+            and not isinstance(command, Pong)
+            and command.id in self._requests
+        ):
+            raise LocalProtocolError(
+                f"id {command.id!r} is already outstanding", code=ErrorCode.DUPLICATE_ID
+            )
         self._requests.open(command)
         if isinstance(command, Bye):
             self._state = State.CLOSING
@@ -303,7 +341,9 @@ class ClientConnection:
 
     def receive_data(self, data: bytes) -> list[Event]:
         if self._state is State.CLOSED and data:
-            raise RemoteProtocolError("data after the connection was closed", fatal=True)
+            raise RemoteProtocolError(
+                "data after the connection was closed", code=ErrorCode.OUT_OF_ORDER, fatal=True
+            )
         out: list[Event] = []
         for frame in self._decoder.feed(data):
             try:
@@ -317,11 +357,13 @@ class ClientConnection:
     def _check(self, event: Event) -> None:
         state = self._state
         if isinstance(event, Welcome):
-            if state is not State.HELLO_SENT:
+            if self._welcomed or state not in (State.HELLO_SENT, State.CLOSING):
                 raise RemoteProtocolError("unexpected 'welcome'", code=ErrorCode.OUT_OF_ORDER)
-            self._state = State.OPEN
+            self._welcomed = True
+            if state is State.HELLO_SENT:
+                self._state = State.OPEN
             self._decoder.max_frame = event.limits.max_frame
-        elif state is State.HELLO_SENT and not isinstance(event, Error):
+        elif not self._welcomed and not isinstance(event, Error):
             raise RemoteProtocolError(
                 f"{event.type!r} before 'welcome'", code=ErrorCode.OUT_OF_ORDER
             )

@@ -83,7 +83,7 @@ def decode_object(frame: bytes) -> dict[str, Any]:
         raise InvalidUtf8(f"frame is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise InvalidJson(f"frame is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise NotAnObject(f"frame is a JSON {type(value).__name__}, not an object")
