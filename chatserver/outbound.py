@@ -44,6 +44,7 @@ class Outbox:
         "finishing",
         "frames",
         "label",
+        "lingering",
         "pending",
         "queued",
         "scheduled",
@@ -69,6 +70,7 @@ class Outbox:
         self.drop_frame: bytes | None = None
         self.finishing = False
         self.finish_by = 0.0
+        self.lingering = False
         self.closed = False
 
     @property
@@ -100,6 +102,8 @@ class Writer(threading.Thread):
         self._woken = False
         self._stopping = False
         self._finishing: set[Outbox] = set()
+        self._unclosed = 0  # finished boxes not yet closed, under the lock
+        self._all_closed = threading.Condition(lock)
 
     # -- called by other threads -------------------------------------------
 
@@ -160,11 +164,17 @@ class Writer(threading.Thread):
         """The reader is done: flush what is queued (for at most `grace` s), then close."""
         with self._lock:
             box.finishing = True
+            self._unclosed += 1
             box.finish_by = time.monotonic() + grace
             if not box.scheduled:
                 box.scheduled = True
                 self._ready.append(box)
         self.wake()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until every finished connection's socket is closed."""
+        with self._all_closed:
+            return self._all_closed.wait_for(lambda: self._unclosed == 0, timeout)
 
     def wake(self) -> None:
         if not self._woken:
@@ -193,6 +203,8 @@ class Writer(threading.Thread):
         for key, _ in self._selector.select(0.25 if self._finishing else 1.0):
             if key.fileobj is self._wake_r:
                 self._drain_wakeups()
+            elif key.data.lingering:
+                self._discard_input(key.data)
             else:
                 writable.append(key.data)
         self._woken = False
@@ -259,17 +271,42 @@ class Writer(threading.Thread):
                 box.soft_since = None
         self._watch(box, False)
         if box.finishing and not box.frames:
-            self._close(box)
+            self._linger(box)
 
-    def _watch(self, box: Outbox, on: bool) -> None:
+    def _watch(self, box: Outbox, on: bool, events: int = selectors.EVENT_WRITE) -> None:
         try:
             key = self._selector.get_key(box.sock)
         except (KeyError, ValueError):
             key = None
         if on and key is None:
-            self._selector.register(box.sock, selectors.EVENT_WRITE, box)
+            self._selector.register(box.sock, events, box)
+        elif on and key is not None and key.events != events:
+            self._selector.modify(box.sock, events, box)
         elif not on and key is not None:
             self._selector.unregister(box.sock)
+
+    def _linger(self, box: Outbox) -> None:
+        """Everything is sent: end our side, and read and discard until the peer
+        closes too, so that unread input does not make the kernel answer with a
+        reset that could destroy the last frames before the client reads them."""
+        if box.lingering:
+            return
+        box.lingering = True
+        try:
+            box.sock.shutdown(socket.SHUT_WR)
+            self._watch(box, True, selectors.EVENT_READ)
+        except OSError:
+            self._close(box)
+
+    def _discard_input(self, box: Outbox) -> None:
+        try:
+            while box.sock.recv(65536, socket.MSG_DONTWAIT):
+                pass
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self._close(box)
 
     def _kill(self, box: Outbox) -> None:
         """Drop a slow consumer: its queue is gone, and after the frame in flight
@@ -294,8 +331,22 @@ class Writer(threading.Thread):
         for box in list(self._finishing):
             if box.closed:
                 self._finishing.discard(box)
-            elif now >= box.finish_by or (self._stopping and box.blocked):
+            elif now >= box.finish_by or (self._stopping and self._idle(box)):
                 self._close(box)
+
+    @staticmethod
+    def _idle(box: Outbox) -> bool:
+        # On the way down, stop waiting for a peer that is not sending: closing
+        # now loses nothing it could still read.
+        if not box.lingering:
+            return box.blocked
+        try:
+            box.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return True
+        return False
 
     def _close(self, box: Outbox) -> None:
         if box.closed:
@@ -305,3 +356,7 @@ class Writer(threading.Thread):
         self._finishing.discard(box)
         with contextlib.suppress(OSError):
             box.sock.close()
+        if box.finishing:
+            with self._all_closed:
+                self._unclosed -= 1
+                self._all_closed.notify_all()

@@ -161,9 +161,12 @@ class ChatServer:
             return len(self._readers)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until no connection is left; False if some remain after `timeout` s."""
+        """Wait until no connection is left, its socket closed; False on timeout."""
+        deadline = time.monotonic() + timeout
         with self._readers_lock:
-            return self._readers_lock.wait_for(lambda: not self._readers, timeout)
+            if not self._readers_lock.wait_for(lambda: not self._readers, timeout):
+                return False
+        return self.writer.wait_closed(max(0.0, deadline - time.monotonic()))
 
     # -- shutdown ----------------------------------------------------------
 
