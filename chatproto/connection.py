@@ -352,6 +352,8 @@ class ClientConnection:
                 continue
             self._check(event)
             out.append(event)
+            if self.state is State.CLOSED:
+                break  # a fatal error is the last frame of a session
         return out
 
     def _check(self, event: Event) -> None:

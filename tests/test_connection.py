@@ -948,3 +948,11 @@ def test_every_chunking_of_a_conversation(data: st.DataObject) -> None:
     got = [e for chunk in data.draw(chunked(back)) for e in client.receive_data(chunk)]
     assert got == replies
     assert client.outstanding == server.outstanding == 0
+
+
+def test_client_stops_at_a_fatal_error() -> None:
+    client = open_client()
+    fatal = encode(Error(code="shutdown", message="bye", fatal=True))
+    late = encode(MemberJoined(room="lobby", nick="late"))
+    assert client.receive_data(fatal + late) == [Error(code="shutdown", message="bye", fatal=True)]
+    assert state(client) is State.CLOSED
