@@ -1,20 +1,23 @@
-"""Fan-out and capacity benchmark for the chat server.
+"""Fan-out and capacity benchmark: our server and ngircd, same workload, same run.
 
-Starts `python -m chatserver` as a subprocess (SQLite store in a temporary
-directory, limits raised so they do not cap the run), then drives it from one
-asyncio process (uvloop when installed):
+Each server is started as a subprocess on a free loopback port (ours with the
+SQLite store, ngircd with a generated config whose flood control is off) and
+driven from one asyncio process (uvloop when installed):
 
 - `--mode fanout`: N clients in one room, S of them sending M messages each,
   either as fast as a window of W unacknowledged messages per sender allows
-  (`--rate 0`) or at a fixed rate per sender. Every receiver counts frames;
-  a few probe receivers also parse them for latency, order and duplicates.
-- `--mode connections`: N idle, logged-in clients spread over R rooms; reports
-  the time to connect them and the server's memory per connection.
+  (`--rate 0`) or at a fixed rate per sender. Every client counts the room
+  messages it receives with a byte search; a few probe receivers also parse
+  them for latency, order and duplicates.
+- `--mode connections`: N idle, logged-in clients spread over R rooms; the
+  time to connect them and the server's memory per connection.
 
-Server CPU is read from /proc before and after the sending phase, so CPU
-microseconds per delivery is a figure the load generator cannot hide.
+Server CPU is read from /proc over the sending phase, so CPU microseconds per
+delivery is a figure the generator cannot hide. A delivery is a room message
+reaching a client other than its sender.
 
-    .venv/bin/python bench/fanout.py --clients 100 --senders 10 --messages 2000
+    .venv/bin/python bench/fanout.py --clients 10 100 500 --messages 4000
+    .venv/bin/python bench/fanout.py --clients 10 100 500 --messages 250 --rate 50
     .venv/bin/python bench/fanout.py --mode connections --clients 2000
 """
 
@@ -23,19 +26,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
-import os
-import re
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.dialects import CHAT, IRC, Dialect
+from bench.servers import ServerProcess, chat_server, ngircd_server, ngircd_version
 
 try:
     import uvloop as _uvloop  # type: ignore[import-not-found,unused-ignore]
@@ -43,6 +47,7 @@ except ImportError:  # the generator still works, only slower
     _uvloop = None  # type: ignore[assignment,unused-ignore]
 
 _T = TypeVar("_T")
+ROOM = "bench"
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -52,98 +57,19 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     return asyncio.run(coro)
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-_ROOT = Path(__file__).resolve().parent.parent
-
-
-# -- the server process ---------------------------------------------------------
-
-
-@dataclass
-class ServerProcess:
-    proc: subprocess.Popen[str]
-    host: str
-    port: int
-
-    def cpu(self) -> float:
-        """CPU seconds (user + system) the server has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK
-
-    def rss(self) -> int:
-        """Resident memory now, in bytes."""
-        return int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1]) * _PAGE
-
-    def peak_rss(self) -> int:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        return int(match.group(1)) * 1024 if match else 0
-
-    def threads(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
-
-
-@contextlib.contextmanager
-def chat_server(extra: list[str]) -> Iterator[ServerProcess]:
-    """Our server on a free loopback port, ended by its PID afterwards."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "chatserver",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--db",
-            str(Path(tmp) / "bench.db"),
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-            "--max-clients",
-            "100000",
-            "--ping-interval",
-            "3600",
-            "--history",
-            "0",
-            "--log-level",
-            "WARNING",
-            *extra,
-        ]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=_ROOT)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            match = re.search(r"listening on ([\d.]+):(\d+)", line)
-            if not match:
-                raise RuntimeError(f"server did not start: {line!r}")
-            yield ServerProcess(proc, match.group(1), int(match.group(2)))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 # -- clients -----------------------------------------------------------------------
 
 
 class Peer(asyncio.Protocol):
-    """One client connection. Counts frames; probes also parse them."""
+    """One client connection. Counts deliveries; probes also parse them."""
 
-    def __init__(self, probe: bool) -> None:
+    def __init__(self, dialect: Dialect, probe: bool) -> None:
+        self.dialect = dialect
         self.probe = probe
         self.transport: asyncio.Transport | None = None
-        self.frames = 0
-        self.acks = 0
+        self.delivered = 0
         self.buf = b""
-        self.received: list[tuple[int, int]] = []  # (message id, receive time ns), probes only
-        self.texts: list[str] = []
-        self.on_ack: asyncio.Event | None = None
+        self.received: list[tuple[str, int]] = []  # (text, receive time ns), probes only
         self.ready = asyncio.Event()
         self.wanted = 0
         self.done = asyncio.Event()
@@ -156,38 +82,41 @@ class Peer(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter_ns()
+        dialect = self.dialect
+        answer = dialect.answer(data)
+        if answer:
+            self.write(answer)
         if not self.ready.is_set():
             self.buf += data
-            if b'"type":"joined"' in self.buf:
-                self.buf = self.buf[self.buf.index(b'"type":"joined"') :].split(b"\n", 1)[1]
+            at = self.buf.find(dialect.ready)
+            if at >= 0:
+                self.buf = self.buf[at:].split(b"\n", 1)[1]
                 self.ready.set()
             return
-        frames = data.count(b"\n")
-        self.frames += frames
+        delivered = data.count(dialect.delivery)
         if self.sender is not None:
-            acks = data.count(b'{"ref":')
+            acks = data.count(dialect.ack)
             if acks:
+                if dialect.echoes:
+                    delivered -= acks
                 self.sender.acked(acks)
+        self.delivered += delivered
         if self.probe:
             lines = (self.buf + data).split(b"\n")
             self.buf = lines.pop()
             for line in lines:
-                frame = json.loads(line)
-                if frame.get("type") == "message":
-                    self.received.append((frame["id"], now))
-                    self.texts.append(frame["text"])
-        if self.wanted and self.frames >= self.wanted:
+                text = dialect.text_of(line)
+                if text is not None:
+                    self.received.append((text, now))
+        if self.wanted and self.delivered >= self.wanted:
             self.done.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.done.set()
 
     def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-
-_PAD = "x" * 40
+        if self.transport is not None:
+            self.transport.write(data)
 
 
 class Sender:
@@ -200,60 +129,47 @@ class Sender:
         self.window = window
         self.sent = 0
         self.acked_count = 0
-        self.finished = asyncio.Event()
         peer.sender = self
 
-    def _send_one(self) -> None:
-        n = self.sent
+    def send_one(self) -> None:
+        self.peer.write(self.peer.dialect.say(ROOM, self.index, self.sent, time.perf_counter_ns()))
         self.sent += 1
-        stamp = time.perf_counter_ns()
-        self.peer.write(
-            b'{"type":"say","id":%d,"room":"bench","text":"%d %d %d %s"}\n'
-            % (n, self.index, n, stamp, _PAD.encode())
-        )
 
     def start_window(self) -> None:
         while self.sent < min(self.window, self.messages):
-            self._send_one()
+            self.send_one()
 
     def acked(self, count: int) -> None:
         self.acked_count += count
-        if self.window:
-            while self.sent < self.messages and self.sent - self.acked_count < self.window:
-                self._send_one()
-        if self.acked_count >= self.messages:
-            self.finished.set()
+        while (
+            self.window and self.sent < self.messages and self.sent - self.acked_count < self.window
+        ):
+            self.send_one()
 
     async def at_rate(self, rate: float, start: float) -> None:
-        interval = 1.0 / rate
         loop = asyncio.get_running_loop()
         for n in range(self.messages):
-            delay = start + n * interval - loop.time()
+            delay = start + n / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self._send_one()
-
-
-async def connect(host: str, port: int, nick: str, room: str, probe: bool) -> Peer:
-    loop = asyncio.get_running_loop()
-    _, peer = await loop.create_connection(lambda: Peer(probe), host, port)
-    peer.write(
-        b'{"type":"hello","id":0,"nick":"%s"}\n{"type":"join","id":1,"room":"%s"}\n'
-        % (nick.encode(), room.encode())
-    )
-    await asyncio.wait_for(peer.ready.wait(), 60)
-    return peer
+            self.send_one()
 
 
 async def connect_all(
-    host: str, port: int, count: int, rooms: int, probes: int
+    server: ServerProcess, dialect: Dialect, count: int, rooms: int, probes: int
 ) -> tuple[list[Peer], float]:
-    gate = asyncio.Semaphore(200)
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(100)
 
     async def one(i: int) -> Peer:
         async with gate:
-            room = "bench" if rooms == 1 else f"room{i % rooms}"
-            return await connect(host, port, f"c{i}", room, i < probes)
+            _, peer = await loop.create_connection(
+                lambda: Peer(dialect, i < probes), server.host, server.port
+            )
+            room = ROOM if rooms == 1 else f"room{i % rooms}"
+            peer.write(dialect.login(f"c{i}", room))
+            await asyncio.wait_for(peer.ready.wait(), 120)
+            return peer
 
     start = time.perf_counter()
     peers = await asyncio.gather(*(one(i) for i in range(count)))
@@ -265,6 +181,7 @@ async def connect_all(
 
 @dataclass
 class FanoutResult:
+    server: str
     clients: int
     senders: int
     messages: int
@@ -275,96 +192,103 @@ class FanoutResult:
     expected: int
     server_cpu_s: float
     gen_cpu_s: float
-    peak_rss: int
+    peak_rss_mib: float
     p50_ms: float
     p99_ms: float
     max_ms: float
     duplicates: int
     reorders: int
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
-    def rate_per_s(self) -> float:
+    def per_s(self) -> float:
         return self.deliveries / self.send_s if self.send_s else 0.0
 
     @property
-    def cpu_us_per_delivery(self) -> float:
+    def cpu_us(self) -> float:
         return self.server_cpu_s / self.deliveries * 1e6 if self.deliveries else 0.0
+
+    @property
+    def complete(self) -> float:
+        return self.deliveries / self.expected if self.expected else 0.0
 
     def row(self) -> str:
         mode = "full" if not self.rate else f"{self.rate:g}/s"
         return (
-            f"| {self.clients} | {self.senders} | {mode} | {self.rate_per_s:,.0f} "
-            f"| {self.deliveries / self.expected:.2%} | {self.p50_ms:.1f} | {self.p99_ms:.1f} "
-            f"| {self.max_ms:.1f} | {self.cpu_us_per_delivery:.2f} | {self.server_cpu_s:.2f} "
-            f"| {self.gen_cpu_s:.2f} | {self.peak_rss / 2**20:.0f} | {self.join_s:.2f} "
-            f"| {self.duplicates} | {self.reorders} |"
+            f"| {self.server} | {self.clients} | {self.senders} | {mode} | {self.per_s:,.0f} "
+            f"| {self.complete:.2%} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {self.max_ms:.1f} "
+            f"| {self.cpu_us:.2f} | {self.server_cpu_s:.2f} | {self.gen_cpu_s:.2f} "
+            f"| {self.peak_rss_mib:.0f} | {self.join_s:.2f} | {self.duplicates} | {self.reorders} |"
         )
 
 
 HEADER = (
-    "| clients | senders | rate | deliveries/s | complete | p50 ms | p99 ms | max ms "
+    "| server | clients | senders | rate | deliveries/s | complete | p50 ms | p99 ms | max ms "
     "| server µs/delivery | server CPU s | generator CPU s | peak RSS MiB | join s "
-    "| dups | reorders |\n|" + "---|" * 15
+    "| dups | reorders |\n|" + "---|" * 16
 )
 
 
 def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 async def fanout(
-    server: ServerProcess, clients: int, *, senders: int, messages: int, rate: float, window: int
+    server: ServerProcess,
+    dialect: Dialect,
+    clients: int,
+    *,
+    senders: int,
+    messages: int,
+    rate: float,
+    window: int,
 ) -> FanoutResult:
-    probes = min(clients, 5)
-    peers, join_s = await connect_all(server.host, server.port, clients, 1, probes)
-    # Senders are the last clients, so probes are receivers only.
+    probes = min(clients - senders, 5)
+    peers, join_s = await connect_all(server, dialect, clients, 1, probes)
     sending = [
         Sender(peer, i, messages, 0 if rate else window) for i, peer in enumerate(peers[-senders:])
     ]
-    total = senders * messages
     for peer in peers:
-        peer.frames = 0
-        peer.wanted = total
-        peer.done.clear()
+        peer.wanted = senders * messages - (messages if peer.sender else 0)
     cpu0, gen0, t0 = server.cpu(), time.process_time(), time.perf_counter()
+    tasks = []
     if rate:
         start = asyncio.get_running_loop().time()
         tasks = [asyncio.create_task(s.at_rate(rate, start)) for s in sending]
     else:
-        tasks = []
         for s in sending:
             s.start_window()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(p.done.wait() for p in peers)), 120)
+        await asyncio.wait_for(asyncio.gather(*(p.done.wait() for p in peers)), 180)
     send_s = time.perf_counter() - t0
     cpu1, gen1 = server.cpu(), time.process_time()
     for task in tasks:
         task.cancel()
-    deliveries = sum(min(p.frames, total) for p in peers)
     latencies: list[float] = []
     duplicates = reorders = 0
     for probe in peers[:probes]:
-        ids = [mid for mid, _ in probe.received]
-        duplicates += len(ids) - len(set(ids))
-        reorders += sum(1 for a, b in itertools.pairwise(ids) if b <= a)
-        for (_, got), text in zip(probe.received, probe.texts, strict=True):
-            latencies.append((got - int(text.split()[2])) / 1e6)
+        last: dict[int, int] = {}
+        seen: set[tuple[int, int]] = set()
+        for text, got in probe.received:
+            index, n, stamp = (int(part) for part in text.split()[:3])
+            latencies.append((got - stamp) / 1e6)
+            duplicates += (index, n) in seen
+            reorders += n <= last.get(index, -1)
+            seen.add((index, n))
+            last[index] = n
     result = FanoutResult(
+        server=server.name,
         clients=clients,
         senders=senders,
         messages=messages,
         rate=rate,
         join_s=join_s,
         send_s=send_s,
-        deliveries=deliveries,
-        expected=total * clients,
+        deliveries=sum(min(p.delivered, p.wanted) for p in peers),
+        expected=sum(p.wanted for p in peers),
         server_cpu_s=cpu1 - cpu0,
         gen_cpu_s=gen1 - gen0,
-        peak_rss=server.peak_rss(),
+        peak_rss_mib=server.peak_rss() / 2**20,
         p50_ms=_percentile(latencies, 0.50),
         p99_ms=_percentile(latencies, 0.99),
         max_ms=max(latencies, default=0.0),
@@ -377,56 +301,79 @@ async def fanout(
     return result
 
 
-async def connections(server: ServerProcess, clients: int, rooms: int) -> dict[str, float]:
-    base_rss, base_threads = server.rss(), server.threads()
-    peers, join_s = await connect_all(server.host, server.port, clients, rooms, 0)
-    rss, threads = server.rss(), server.threads()
+async def connections(
+    server: ServerProcess, dialect: Dialect, clients: int, rooms: int
+) -> dict[str, Any]:
+    base_rss = server.rss()
+    peers, join_s = await connect_all(server, dialect, clients, rooms, 0)
+    rss = server.rss()
+    figures = {
+        "server": server.name,
+        "clients": len(peers),
+        "rooms": rooms,
+        "connect_and_join_s": round(join_s, 2),
+        "server_rss_mib": round(rss / 2**20, 1),
+        "rss_per_connection_kib": round((rss - base_rss) / len(peers) / 1024, 1),
+        "server_threads": server.threads(),
+    }
     for peer in peers:
         if peer.transport is not None:
             peer.transport.close()
-    return {
-        "clients": len(peers),
-        "rooms": rooms,
-        "connect_and_join_s": join_s,
-        "server_rss_mib": rss / 2**20,
-        "rss_per_connection_kib": (rss - base_rss) / len(peers) / 1024,
-        "server_threads": threads - base_threads,
-    }
+    return figures
+
+
+def _servers(
+    which: str, extra: list[str]
+) -> Iterator[tuple[Dialect, AbstractContextManager[ServerProcess]]]:
+    if which in ("ours", "both"):
+        yield CHAT, chat_server(extra)
+    if which in ("ngircd", "both"):
+        yield IRC, ngircd_server()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("fanout", "connections"), default="fanout")
+    parser.add_argument("--server", choices=("ours", "ngircd", "both"), default="both")
     parser.add_argument("--clients", type=int, nargs="+", default=[100])
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--messages", type=int, default=2000, help="per sender")
     parser.add_argument("--rate", type=float, default=0.0, help="per sender; 0: full speed")
     parser.add_argument("--window", type=int, default=8, help="unacknowledged per sender")
     parser.add_argument("--rooms", type=int, default=100, help="connections mode")
-    parser.add_argument("--server-arg", action="append", default=[], help="extra server flag")
+    parser.add_argument("--json", type=Path, help="also append results to this file")
+    parser.add_argument("--server-arg", action="append", default=[], help="extra flag for ours")
     args = parser.parse_args()
-    print(
-        f"# load generator: {'uvloop' if _uvloop else 'asyncio'}, python {sys.version.split()[0]}"
-    )
+    if args.server != "ours" and ngircd_version() is None:
+        parser.error("ngircd is not installed (Debian package 'ngircd'); use --server ours")
+    print(f"# generator: {'uvloop' if _uvloop else 'asyncio'}, python {sys.version.split()[0]}")
+    print(f"# ngircd: {ngircd_version()}")
     if args.mode == "fanout":
         print(HEADER)
     for clients in args.clients:
-        with chat_server(args.server_arg) as server:
-            if args.mode == "fanout":
-                result = _run(
-                    fanout(
-                        server,
-                        clients,
-                        senders=args.senders,
-                        messages=args.messages,
-                        rate=args.rate,
-                        window=args.window,
+        for dialect, starting in _servers(args.server, args.server_arg):
+            with starting as server:
+                if args.mode == "fanout":
+                    result = _run(
+                        fanout(
+                            server,
+                            dialect,
+                            clients,
+                            senders=args.senders,
+                            messages=args.messages,
+                            rate=args.rate,
+                            window=args.window,
+                        )
                     )
-                )
-                print(result.row(), flush=True)
-            else:
-                figures = _run(connections(server, clients, args.rooms))
-                print(json.dumps(figures), flush=True)
+                    print(result.row(), flush=True)
+                    record: dict[str, Any] = asdict(result)
+                    record |= {"per_s": result.per_s, "cpu_us": result.cpu_us}
+                else:
+                    record = _run(connections(server, dialect, clients, args.rooms))
+                    print(json.dumps(record), flush=True)
+                if args.json:
+                    with args.json.open("a") as out:
+                        out.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":

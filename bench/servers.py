@@ -1,0 +1,168 @@
+"""The servers under test, each started as a subprocess on a free loopback port
+and ended by its PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ServerProcess", "chat_server", "ngircd_server", "ngircd_version"]
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the server has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+
+    def rss(self) -> int:
+        """Resident memory now, in bytes."""
+        return int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1]) * _PAGE
+
+    def peak_rss(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(match.group(1)) * 1024 if match else 0
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
+
+
+@contextlib.contextmanager
+def _process(name: str, cmd: list[str], host: str, port: int | None) -> Iterator[ServerProcess]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=_ROOT)
+    try:
+        if port is None:  # ours prints where it listens
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode()
+            match = re.search(r"listening on ([\d.]+):(\d+)", line)
+            if not match:
+                raise RuntimeError(f"{name} did not start: {line!r}")
+            host, port = match.group(1), int(match.group(2))
+        else:
+            _wait_listening(host, port, proc)
+        yield ServerProcess(name, proc, host, port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def chat_server(extra: list[str]) -> Iterator[ServerProcess]:
+    """Our server, SQLite store in a temporary directory, limits out of the way."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "chatserver",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            str(Path(tmp) / "bench.db"),
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
+            "--max-clients",
+            "100000",
+            "--ping-interval",
+            "3600",
+            "--history",
+            "0",
+            "--log-level",
+            "WARNING",
+            *extra,
+        ]
+        with _process("threadchat", cmd, "127.0.0.1", None) as server:
+            yield server
+
+
+_NGIRCD_CONF = """\
+[Global]
+Name = bench.irc
+Info = fan-out benchmark
+Listen = 127.0.0.1
+Ports = {port}
+ServerUID = {uid}
+ServerGID = {gid}
+MotdPhrase = bench
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxPenaltyTime = 0
+PingTimeout = 3600
+PongTimeout = 3600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+"""
+
+
+def ngircd_version() -> str | None:
+    binary = shutil.which("ngircd") or (
+        "/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None
+    )
+    if binary is None:
+        return None
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.split("\n", 1)[0].strip() or None
+
+
+@contextlib.contextmanager
+def ngircd_server() -> Iterator[ServerProcess]:
+    """ngircd in the foreground with a generated config: flood control off, no caps."""
+    binary = shutil.which("ngircd") or "/usr/sbin/ngircd"
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        conf = Path(tmp) / "ngircd.conf"
+        conf.write_text(_NGIRCD_CONF.format(port=port, uid=os.getuid(), gid=os.getgid()))
+        with _process("ngircd", [binary, "-n", "-f", str(conf)], "127.0.0.1", port) as server:
+            yield server
