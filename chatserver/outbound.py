@@ -51,6 +51,7 @@ class Outbox:
         "sent",
         "sock",
         "soft_since",
+        "watching",
     )
 
     def __init__(
@@ -71,6 +72,7 @@ class Outbox:
         self.finishing = False
         self.finish_by = 0.0
         self.lingering = False
+        self.watching = 0  # the selector events registered for this socket
         self.closed = False
 
     @property
@@ -274,16 +276,20 @@ class Writer(threading.Thread):
             self._linger(box)
 
     def _watch(self, box: Outbox, on: bool, events: int = selectors.EVENT_WRITE) -> None:
+        if not on:
+            events = 0
+        if events == box.watching:
+            return
         try:
-            key = self._selector.get_key(box.sock)
-        except (KeyError, ValueError):
-            key = None
-        if on and key is None:
-            self._selector.register(box.sock, events, box)
-        elif on and key is not None and key.events != events:
-            self._selector.modify(box.sock, events, box)
-        elif not on and key is not None:
-            self._selector.unregister(box.sock)
+            if not box.watching:
+                self._selector.register(box.sock, events, box)
+            elif events:
+                self._selector.modify(box.sock, events, box)
+            else:
+                self._selector.unregister(box.sock)
+        except (KeyError, ValueError, OSError):
+            events = 0
+        box.watching = events
 
     def _linger(self, box: Outbox) -> None:
         """Everything is sent: end our side, and read and discard until the peer
