@@ -192,14 +192,30 @@ class Handler:
     def _topic(self, session: Session, cmd: SetTopic) -> bool:
         if cmd.room not in session.rooms:
             return self._not_in(session, cmd.room, cmd.id)
-        self._sequencer.submit(TopicChange(session, cmd.room, cmd.topic, cmd.id))
+        change = TopicChange(session, cmd.room, cmd.topic, cmd.id)
+        self._sequencer.submit(change)
+        # The reply to `topic` must precede the replies to later commands
+        # (PROTOCOL.md section 4: only say and dm echoes may come late).
+        while not change.done.wait(0.5) and self._sequencer.is_alive():
+            pass
         return True
 
     def _rooms(self, session: Session, cmd: Rooms) -> bool:
         rooms = self._hub.room_list()
         reply = RoomList(ref=cmd.id, rooms=rooms)
-        while reply.rooms and len(encode(reply)) > self._config.max_frame:
-            reply = RoomList(ref=cmd.id, rooms=reply.rooms[: len(reply.rooms) // 2])
+        if len(encode(reply)) - 1 > self._config.max_frame:
+            # The longest prefix that fits (PROTOCOL.md 6.6): `fits` rows do, `over` do not.
+            fits, over = 0, len(rooms)
+            while over - fits > 1:
+                mid = (fits + over) // 2
+                if (
+                    len(encode(RoomList(ref=cmd.id, rooms=rooms[:mid]))) - 1
+                    <= self._config.max_frame
+                ):
+                    fits = mid
+                else:
+                    over = mid
+            reply = RoomList(ref=cmd.id, rooms=rooms[:fits])
         return self._reply(session, reply)
 
     def _members(self, session: Session, cmd: Members) -> bool:

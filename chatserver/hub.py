@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from chatproto import (
     DirectMessage,
+    Error,
     Event,
     Joined,
     LeaveReason,
@@ -78,6 +79,10 @@ class Hub:
         data = session.encode(event)
         if data is not None:
             self.writer.push(session.box, data)
+            if isinstance(event, Error) and event.fatal:
+                # A fatal error is the last frame of a session (PROTOCOL.md 8):
+                # broadcasts must not reach the box while the session ends.
+                session.box.dropped = True
 
     def send(self, session: Session, event: Event) -> None:
         """Queue one event for one session."""

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatproto import Error, ErrorCode, RequestId, RoomMessage
 from chatserver.hub import Hub
@@ -44,6 +44,8 @@ class TopicChange:
     room: str
     topic: str
     ref: RequestId | None
+    # Set once the change is published (or refused): its reply is queued.
+    done: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,12 @@ class Sequencer(threading.Thread):
             stop = None in items
             work = [item for item in items if item is not None]
             if work:
-                self._process(work)
+                try:
+                    self._process(work)
+                finally:
+                    for item in work:
+                        if isinstance(item, TopicChange):
+                            item.done.set()
             if stop:
                 return
 

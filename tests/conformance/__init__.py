@@ -1,0 +1,1 @@
+"""Protocol conformance suite: PROTOCOL.md checked on the wire, against any server."""
