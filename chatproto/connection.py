@@ -81,6 +81,7 @@ _REPLY_TO: Final[dict[str, type[BaseModel]]] = {
     "say": RoomMessage,
     "dm": DirectMessage,
     "nick": Renamed,
+    "register": Ok,
     "rooms": RoomList,
     "members": MemberList,
     "topic": TopicChanged,

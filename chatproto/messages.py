@@ -43,6 +43,7 @@ __all__ = [
     "Ping",
     "Pong",
     "PongReply",
+    "Register",
     "Renamed",
     "RequestId",
     "RoomInfo",
@@ -57,7 +58,7 @@ __all__ = [
     "Welcome",
 ]
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 MAX_TEXT = 4000
 MAX_TOPIC = 300
 MAX_HISTORY_PAGE = 100
@@ -75,7 +76,14 @@ Text = Annotated[
         min_length=1, max_length=MAX_TEXT, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]+$"
     ),
 ]
-Topic = Annotated[str, StringConstraints(max_length=MAX_TOPIC, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+# No control, format (bidirectional overrides, zero-width characters), line or
+# paragraph separator, or private-use characters: nothing invisible or
+# direction-changing that could make one topic look like another.
+Topic = Annotated[
+    str,
+    StringConstraints(max_length=MAX_TOPIC, pattern=r"^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}]*$"),
+]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Token = Annotated[str, StringConstraints(max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
 Label = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
@@ -111,7 +119,8 @@ class Hello(_Request):
     nick: NickName
     version: Version = PROTOCOL_VERSION
     client: Label | None = None
-    password: Annotated[str, StringConstraints(max_length=256)] | None = None
+    password: Password | None = None
+    server_password: Password | None = None
 
 
 class Join(_Request):
@@ -145,10 +154,18 @@ class Dm(_Request):
 
 
 class Nick(_Request):
-    """Changes the sender's nick."""
+    """Changes the sender's nick; a registered nick needs its password."""
 
     type: Literal["nick"] = "nick"
     nick: NickName
+    password: Password | None = None
+
+
+class Register(_Request):
+    """Registers the sender's current nick, so that only this password can use it."""
+
+    type: Literal["register"] = "register"
+    password: Annotated[str, StringConstraints(min_length=8, max_length=256)]
 
 
 class Rooms(_Request):
@@ -215,6 +232,7 @@ Command = Annotated[
     | Say
     | Dm
     | Nick
+    | Register
     | Rooms
     | Members
     | SetTopic
@@ -286,7 +304,7 @@ class Joined(_Reply):
 
 
 class Ok(_Reply):
-    """Answers a command that has nothing else to say (`part`, `bye`)."""
+    """Answers a command that has nothing else to say (`part`, `register`, `bye`)."""
 
     type: Literal["ok"] = "ok"
 

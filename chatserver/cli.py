@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import ssl
 import sys
 import threading
 from types import FrameType
@@ -48,6 +50,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how long a queue may stay above the soft limit",
     )
     p.add_argument("--hard-limit", type=int, default=_DEFAULTS.hard_limit, help="send queue bytes")
+    p.add_argument(
+        "--password",
+        default=os.environ.get("CHAT_SERVER_PASSWORD"),
+        help="a password every client must give in hello; better set through the "
+        "CHAT_SERVER_PASSWORD environment variable, which `ps` does not show",
+    )
+    p.add_argument(
+        "--max-per-address",
+        type=int,
+        default=_DEFAULTS.max_per_address,
+        help="connections from one client address",
+    )
+    p.add_argument(
+        "--max-rooms", type=int, default=_DEFAULTS.max_rooms, help="rooms one client may be in"
+    )
+    p.add_argument(
+        "--max-members", type=int, default=_DEFAULTS.max_members, help="members of one room"
+    )
+    p.add_argument(
+        "--auth-failures",
+        type=int,
+        default=_DEFAULTS.auth_failures,
+        help="failed logins allowed per address in --auth-window seconds",
+    )
+    p.add_argument("--auth-window", type=float, default=_DEFAULTS.auth_window)
+    p.add_argument("--tls-cert", help="PEM certificate (chain): serve TLS")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p.parse_args(argv)
 
@@ -70,6 +99,14 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         soft_limit=args.soft_limit,
         soft_seconds=args.soft_seconds,
         hard_limit=args.hard_limit,
+        server_password=args.password,
+        max_per_address=args.max_per_address,
+        max_rooms=args.max_rooms,
+        max_members=args.max_members,
+        auth_failures=args.auth_failures,
+        auth_window=args.auth_window,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 
@@ -84,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chat-server: {exc}", file=sys.stderr)
         return 2
     store: Store = SQLiteStore(args.db) if args.store == "sqlite" else MemoryStore()
-    server = ChatServer(config, store)
+    try:
+        server = ChatServer(config, store)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"chat-server: cannot load the TLS certificate or key: {exc}", file=sys.stderr)
+        store.close()
+        return 2
     try:
         server.start()
     except OSError as exc:
@@ -100,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     host, port = server.address
     where = args.db if args.store == "sqlite" else "memory"
-    print(f"chat-server listening on {host}:{port} (store: {where})", flush=True)
+    tls = ", TLS" if config.tls_cert else ""
+    print(f"chat-server listening on {host}:{port} (store: {where}{tls})", flush=True)
     while not stop.wait(0.5):
         pass
     server.shutdown()

@@ -8,6 +8,11 @@ from chatproto import DEFAULT_MAX_FRAME, MAX_TEXT
 
 __all__ = ["ServerConfig"]
 
+_MEMBER_BYTES = 27  # the longest nick, quoted, with a comma
+# The rest of a `joined` frame: fields, a 64-character ref, a room name and a
+# topic of 300 four-byte characters.
+_LIST_OVERHEAD = 1500
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -31,12 +36,39 @@ class ServerConfig:
     hard_limit: int = 1024 * 1024
     shutdown_grace: float = 1.5
     recv_size: int = 4096
+    server_password: str | None = None
+    max_per_address: int = 64
+    max_rooms: int = 50
+    max_members: int = 1000
+    auth_failures: int = 5
+    auth_window: float = 60.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @property
+    def room_capacity(self) -> int:
+        """Members a room may have: `max_members`, or fewer if their list would not
+        fit in one frame (a nick takes at most 27 bytes of it). Frames too small
+        for that (a test's setting) still allow two."""
+        fit = (self.max_frame - _LIST_OVERHEAD) // _MEMBER_BYTES
+        return max(2, min(self.max_members, fit))
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_text <= MAX_TEXT:
             raise ValueError(f"max_text must be between 1 and {MAX_TEXT}")
         if self.soft_limit > self.hard_limit:
             raise ValueError("the soft send-queue limit must not exceed the hard one")
-        for name in ("max_clients", "burst", "max_frame", "recv_size"):
+        for name in (
+            "max_clients",
+            "burst",
+            "max_frame",
+            "recv_size",
+            "max_per_address",
+            "max_rooms",
+            "max_members",
+            "auth_failures",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and a key")

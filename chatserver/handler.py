@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,7 @@ from chatproto import (
     Ping,
     Pong,
     PongReply,
+    Register,
     Rejected,
     RequestId,
     RoomList,
@@ -39,9 +42,10 @@ from chatproto import (
     Welcome,
     encode,
 )
+from chatserver.accounts import LoginThrottle, hash_password, verify_password
 from chatserver.config import ServerConfig
-from chatserver.hub import Hub
-from chatserver.sequencer import NewRoom, Post, Sequencer, TopicChange
+from chatserver.hub import Hub, fold
+from chatserver.sequencer import NewAccount, NewRoom, Post, Sequencer, TopicChange
 from chatserver.session import Session
 from chatserver.store import Store
 
@@ -60,6 +64,7 @@ class Handler:
         self._hub = hub
         self._sequencer = sequencer
         self._store = store
+        self._throttle = LoginThrottle(config.auth_failures, config.auth_window)
         self._limits = Limits(
             max_frame=config.max_frame,
             max_text=config.max_text,
@@ -76,6 +81,7 @@ class Handler:
             "say": self._say,
             "dm": self._dm,
             "nick": self._nick,
+            "register": self._register,
             "rooms": self._rooms,
             "members": self._members,
             "topic": self._topic,
@@ -143,6 +149,10 @@ class Handler:
                 cmd.id,
                 fatal=True,
             )
+        if not self._server_password_ok(session, cmd):
+            return False
+        if not self._password_ok(session, cmd.nick, cmd.password, cmd.id, fatal=True):
+            return False
         if not self._hub.claim(session, cmd.nick):
             return self._fail(
                 session, ErrorCode.NICK_IN_USE, f"nick {cmd.nick!r} is in use", cmd.id, fatal=True
@@ -163,6 +173,85 @@ class Handler:
         session.welcomed = True
         return True
 
+    def _server_password_ok(self, session: Session, cmd: Hello) -> bool:
+        expected = self._config.server_password
+        if expected is None:
+            return True
+        if self._throttled(session, cmd.id, fatal=True):
+            return False
+        given = (cmd.server_password or "").encode()
+        if hmac.compare_digest(given, expected.encode()):
+            return True
+        self._throttle.failed(session.host)
+        log.warning("%s: wrong or missing server password from %s", session.id, session.peer)
+        self._fail(
+            session,
+            ErrorCode.AUTH_FAILED,
+            "this server needs a password (server_password in hello)",
+            cmd.id,
+            fatal=True,
+        )
+        return False
+
+    def _password_ok(
+        self,
+        session: Session,
+        nick: str,
+        password: str | None,
+        ref: RequestId | None,
+        *,
+        fatal: bool,
+    ) -> bool:
+        """Whether `nick` may be used: it is not registered, or `password` is its own."""
+        stored = self._store.account(fold(nick))
+        if stored is None:
+            return True
+        if self._throttled(session, ref, fatal=fatal):
+            return False
+        if password is not None and verify_password(password, stored):
+            return True
+        self._throttle.failed(session.host)
+        log.warning("%s: failed login as %s from %s", session.id, nick, session.peer)
+        self._fail(
+            session,
+            ErrorCode.AUTH_FAILED,
+            f"nick {nick!r} is registered: the password is wrong or missing",
+            ref,
+            fatal=fatal,
+        )
+        return False
+
+    def _throttled(self, session: Session, ref: RequestId | None, *, fatal: bool) -> bool:
+        wait = self._throttle.wait(session.host)
+        if wait <= 0:
+            return False
+        self._fail(
+            session,
+            ErrorCode.AUTH_FAILED,
+            f"too many failed logins from your address; try again in {math.ceil(wait)} s",
+            ref,
+            fatal=fatal,
+        )
+        return True
+
+    def _register(self, session: Session, cmd: Register) -> bool:
+        assert session.nick is not None
+        if self._store.account(fold(session.nick)) is not None:
+            return self._fail(
+                session,
+                ErrorCode.ALREADY_REGISTERED,
+                f"nick {session.nick!r} is registered already",
+                cmd.id,
+            )
+        account = NewAccount(fold(session.nick), hash_password(cmd.password))
+        self._sequencer.complete(account)
+        if not account.stored:
+            return self._fail(
+                session, ErrorCode.INTERNAL_ERROR, "the account could not be stored", cmd.id
+            )
+        log.info("%s: registered nick %s", session.id, session.nick)
+        return self._reply(session, Ok(ref=cmd.id))
+
     def _bye(self, session: Session, cmd: Bye) -> bool:
         session.end(LeaveReason.QUIT, "bye")
         self._reply(session, Ok(ref=cmd.id))
@@ -171,7 +260,24 @@ class Handler:
     # -- rooms -----------------------------------------------------------------
 
     def _join(self, session: Session, cmd: Join) -> bool:
-        if self._hub.join(session, cmd.room, cmd.id, self._config.max_frame):
+        config = self._config
+        if cmd.room not in session.rooms and len(session.rooms) >= config.max_rooms:
+            return self._fail(
+                session,
+                ErrorCode.TOO_MANY_ROOMS,
+                f"you are in {config.max_rooms} rooms, the most this server allows",
+                cmd.id,
+            )
+        capacity = config.room_capacity
+        created = self._hub.join(session, cmd.room, cmd.id, config.max_frame, capacity)
+        if created is None:
+            return self._fail(
+                session,
+                ErrorCode.ROOM_FULL,
+                f"room {cmd.room!r} has {capacity} members, the most allowed",
+                cmd.id,
+            )
+        if created:
             self._sequencer.submit(NewRoom(cmd.room))
         return True
 
@@ -192,12 +298,9 @@ class Handler:
     def _topic(self, session: Session, cmd: SetTopic) -> bool:
         if cmd.room not in session.rooms:
             return self._not_in(session, cmd.room, cmd.id)
-        change = TopicChange(session, cmd.room, cmd.topic, cmd.id)
-        self._sequencer.submit(change)
         # The reply to `topic` must precede the replies to later commands
         # (PROTOCOL.md section 4: only say and dm echoes may come late).
-        while not change.done.wait(0.5) and self._sequencer.is_alive():
-            pass
+        self._sequencer.complete(TopicChange(session, cmd.room, cmd.topic, cmd.id))
         return True
 
     def _rooms(self, session: Session, cmd: Rooms) -> bool:
@@ -250,6 +353,11 @@ class Handler:
         return True
 
     def _nick(self, session: Session, cmd: Nick) -> bool:
+        assert session.nick is not None
+        if fold(cmd.nick) != fold(session.nick) and not self._password_ok(
+            session, cmd.nick, cmd.password, cmd.id, fatal=False
+        ):
+            return True
         if not self._hub.rename(session, cmd.nick, cmd.id):
             return self._fail(
                 session, ErrorCode.NICK_IN_USE, f"nick {cmd.nick!r} is in use", cmd.id

@@ -58,7 +58,7 @@ class Housekeeper(threading.Thread):
                 hub.writer.drop_if_stale(session.box, now, config.soft_seconds)
         hub.writer.wake()
         for session in sessions:
-            if session.end_reason is not None:
+            if session.end_reason is not None or session.securing:
                 continue
             if not session.welcomed:
                 if now - session.connected_at > config.handshake_timeout:

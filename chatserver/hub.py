@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from chatproto import (
     DirectMessage,
     Error,
+    ErrorCode,
     Event,
     Joined,
     LeaveReason,
@@ -66,6 +67,7 @@ class Hub:
         self.writer = writer
         self.sessions: set[Session] = set()
         self._nicks: dict[str, Session] = {}
+        self._per_address: dict[str, int] = {}
         self._history = history
         self.rooms: dict[str, Room] = {
             name: Room(name, rec.topic, deque(rec.recent, maxlen=history))
@@ -84,6 +86,12 @@ class Hub:
                 # broadcasts must not reach the box while the session ends.
                 session.box.dropped = True
 
+    def send_raw(self, session: Session, data: bytes) -> None:
+        """Queue bytes (empty: only a flush) for one session."""
+        with self.lock:
+            self.writer.push(session.box, data)
+        self.writer.wake()
+
     def send(self, session: Session, event: Event) -> None:
         """Queue one event for one session."""
         with self.lock:
@@ -100,13 +108,19 @@ class Hub:
     def count(self) -> int:
         return len(self.sessions)
 
-    def add(self, session: Session, limit: int) -> bool:
-        """Admit a new connection, unless `limit` are connected already."""
+    def add(self, session: Session, limit: int, per_address: int) -> tuple[ErrorCode, str] | None:
+        """Admit a new connection, or say why not."""
         with self.lock:
             if len(self.sessions) >= limit:
-                return False
+                return ErrorCode.SERVER_FULL, "the server is full; try again later"
+            if self._per_address.get(session.host, 0) >= per_address:
+                return (
+                    ErrorCode.TOO_MANY_CONNECTIONS,
+                    f"your address has {per_address} connections, the most allowed",
+                )
             self.sessions.add(session)
-            return True
+            self._per_address[session.host] = self._per_address.get(session.host, 0) + 1
+            return None
 
     def claim(self, session: Session, nick: str) -> bool:
         """Give `session` its first nick, if nobody has it."""
@@ -120,7 +134,13 @@ class Hub:
     def remove(self, session: Session, reason: LeaveReason, *, tell: bool = True) -> None:
         """Forget a connection that has ended and tell its rooms why."""
         with self.lock:
-            self.sessions.discard(session)
+            if session in self.sessions:
+                self.sessions.discard(session)
+                left = self._per_address[session.host] - 1
+                if left:
+                    self._per_address[session.host] = left
+                else:
+                    del self._per_address[session.host]
             if session.nick is not None and self._nicks.get(fold(session.nick)) is session:
                 del self._nicks[fold(session.nick)]
             for name in session.rooms:
@@ -140,8 +160,11 @@ class Hub:
 
     # -- commands --------------------------------------------------------
 
-    def join(self, session: Session, name: str, ref: RequestId | None, max_frame: int) -> bool:
-        """Add `session` to room `name` and queue its `joined`; True if the room is new."""
+    def join(
+        self, session: Session, name: str, ref: RequestId | None, max_frame: int, max_members: int
+    ) -> bool | None:
+        """Add `session` to room `name` and queue its `joined`; True if the room is new,
+        None if the room is full."""
         assert session.nick is not None
         with self.lock:
             room = self.rooms.get(name)
@@ -150,6 +173,8 @@ class Hub:
                 room = self.rooms[name] = Room(name, "", deque(maxlen=self._history))
             key = fold(session.nick)
             if key not in room.members:
+                if len(room.members) >= max_members:
+                    return None
                 if room.boxes:
                     self._broadcast(room.boxes, MemberJoined(room=name, nick=session.nick))
                 room.members[key] = session

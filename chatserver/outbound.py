@@ -48,6 +48,7 @@ class Outbox:
         "pending",
         "queued",
         "scheduled",
+        "seal",
         "sent",
         "sock",
         "soft_since",
@@ -74,6 +75,7 @@ class Outbox:
         self.lingering = False
         self.watching = 0  # the selector events registered for this socket
         self.closed = False
+        self.seal: Callable[[bytes], bytes] | None = None  # encrypts, on a TLS connection
 
     @property
     def backlog(self) -> int:
@@ -110,10 +112,12 @@ class Writer(threading.Thread):
     # -- called by other threads -------------------------------------------
 
     def push(self, box: Outbox, data: bytes) -> None:
-        """Queue `data` for `box`. The caller holds the hub lock, then calls `wake`."""
+        """Queue `data` for `box` (empty: just flush). The caller holds the hub lock,
+        then calls `wake`."""
         if box.dropped or box.finishing:
             return
-        box.frames.append(data)
+        if data:
+            box.frames.append(data)
         box.queued += len(data)
         if box.queued - box.sent > self._soft:
             self._over_soft(box)
@@ -253,7 +257,10 @@ class Writer(threading.Thread):
             self._finishing.add(box)
         if box.blocked:
             return
-        data = box.pending + b"".join(frames) if frames else box.pending
+        plain = b"".join(frames)
+        if box.seal is not None:
+            plain = box.seal(plain)
+        data = box.pending + plain if plain else box.pending
         if data:
             try:
                 sent = box.sock.send(data, socket.MSG_DONTWAIT)
@@ -317,7 +324,8 @@ class Writer(threading.Thread):
     def _kill(self, box: Outbox) -> None:
         """Drop a slow consumer: its queue is gone, and after the frame in flight
         it gets only the reason, if it reads before the grace time runs out."""
-        box.pending += box.drop_frame or b""
+        last = box.drop_frame or b""
+        box.pending += box.seal(last) if box.seal is not None else last
         box.drop_frame = None
         # Wake the reader, which ends the session and calls finish().
         with contextlib.suppress(OSError):

@@ -22,7 +22,7 @@ from chatserver.hub import Hub
 from chatserver.session import Session
 from chatserver.store import Batch, Store
 
-__all__ = ["NewRoom", "Post", "Sequencer", "TopicChange"]
+__all__ = ["NewAccount", "NewRoom", "Post", "Sequencer", "TopicChange"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,16 @@ class NewRoom:
     room: str
 
 
-_Item = Post | TopicChange | NewRoom | None
+@dataclass(slots=True)
+class NewAccount:
+    nick: str  # folded
+    hash: str
+    stored: bool = False
+    done: threading.Event = field(default_factory=threading.Event, compare=False)
+
+
+_Work = Post | TopicChange | NewRoom | NewAccount
+_Item = _Work | None
 
 
 class Sequencer(threading.Thread):
@@ -65,9 +74,15 @@ class Sequencer(threading.Thread):
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=capacity)
         self.failed = threading.Event()
 
-    def submit(self, item: Post | TopicChange | NewRoom) -> None:
+    def submit(self, item: _Work) -> None:
         """Queue work, waiting while the queue is full."""
         self._queue.put(item)
+
+    def complete(self, item: TopicChange | NewAccount) -> None:
+        """Queue work and wait until it is done (or the sequencer is gone)."""
+        self._queue.put(item)
+        while not item.done.wait(0.5) and self.is_alive():
+            pass
 
     def stop(self) -> None:
         """Finish what is queued, then end."""
@@ -89,12 +104,12 @@ class Sequencer(threading.Thread):
                     self._process(work)
                 finally:
                     for item in work:
-                        if isinstance(item, TopicChange):
+                        if isinstance(item, TopicChange | NewAccount):
                             item.done.set()
             if stop:
                 return
 
-    def _process(self, items: list[Post | TopicChange | NewRoom]) -> None:
+    def _process(self, items: list[_Work]) -> None:
         batch = Batch()
         ts = time.time_ns() // 1_000_000
         ordered: list[tuple[RoomMessage, Post] | TopicChange] = []
@@ -109,6 +124,8 @@ class Sequencer(threading.Thread):
             elif isinstance(item, TopicChange):
                 batch.topics[item.room] = item.topic
                 ordered.append(item)
+            elif isinstance(item, NewAccount):
+                batch.accounts[item.nick] = item.hash
             else:
                 batch.rooms.append(item.room)
         try:
@@ -119,6 +136,9 @@ class Sequencer(threading.Thread):
             self.failed.set()
             self._refuse(items)
             return
+        for item in items:
+            if isinstance(item, NewAccount):
+                item.stored = True
         hub = self._hub
         with hub.lock:
             for entry in ordered:
@@ -129,9 +149,9 @@ class Sequencer(threading.Thread):
                     hub.publish(message, post.session, post.ref)
         hub.writer.wake()
 
-    def _refuse(self, items: list[Post | TopicChange | NewRoom]) -> None:
+    def _refuse(self, items: list[_Work]) -> None:
         for item in items:
-            if not isinstance(item, NewRoom):
+            if isinstance(item, Post | TopicChange):
                 self._hub.send(
                     item.session,
                     Error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from types import TracebackType
@@ -24,6 +25,7 @@ from chatserver.outbound import Writer
 from chatserver.sequencer import Sequencer
 from chatserver.session import Session
 from chatserver.store import Store
+from chatserver.tls import TlsChannel, looks_like_tls, server_context
 
 __all__ = ["ChatServer"]
 
@@ -47,6 +49,11 @@ class ChatServer:
         self.handler = Handler(config, self.hub, self.sequencer, store)
         self.housekeeper = Housekeeper(config, self.hub)
         self._acceptor = threading.Thread(target=self._accept_loop, name="chat-listener")
+        self._tls = (
+            server_context(config.tls_cert, config.tls_key)
+            if config.tls_cert is not None and config.tls_key is not None
+            else None
+        )
 
     @property
     def address(self) -> tuple[str, int]:
@@ -89,19 +96,23 @@ class ChatServer:
                 log.error("accept failed: %s", exc)
                 time.sleep(0.05)  # out of descriptors: let some close
                 continue
-            self._admit(sock, f"{addr[0]}:{addr[1]}")
+            self._admit(sock, addr)
 
-    def _admit(self, sock: socket.socket, peer: str) -> None:
+    def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         config = self.config
         session = Session(
-            sock, peer, max_frame=config.max_frame, rate=config.rate, burst=config.burst
+            sock, address, max_frame=config.max_frame, rate=config.rate, burst=config.burst
         )
-        if not self.hub.add(session, config.max_clients):
-            log.warning("refused %s: server full (%d clients)", peer, config.max_clients)
-            _refuse(sock, "the server is full; try again later")
+        refusal = self.hub.add(session, config.max_clients, config.max_per_address)
+        if refusal is not None:
+            code, message = refusal
+            log.warning("refused %s: %s", session.peer, message)
+            if self._tls is None:  # a TLS client could not read the reason anyway
+                _refuse(sock, code, message)
+            sock.close()
             return
-        log.info("%s: connect from %s", session.id, peer)
+        log.info("%s: connect from %s", session.id, session.peer)
         reader = threading.Thread(
             target=self._serve, args=(session,), name=f"chat-reader-{session.id}", daemon=True
         )
@@ -114,12 +125,32 @@ class ChatServer:
         sock = session.sock
         handle = self.handler.handle
         size = self.config.recv_size
+        tls = None
         try:
+            if self._tls is not None:
+                tls = self._secure(session, self._tls)
+                if tls is None:
+                    return
+            first = True
             while True:
                 data = sock.recv(size)
                 if not data:
                     session.end(LeaveReason.LOST, "connection closed")
                     break
+                if tls is not None:
+                    data = tls.decrypt(data)
+                    if tls.has_output:
+                        self.hub.send_raw(session, b"")
+                    if tls.closed:
+                        session.end(LeaveReason.LOST, "TLS closed")
+                        break
+                    if not data:
+                        continue
+                elif first and looks_like_tls(data):
+                    log.warning("%s: TLS client on a plaintext port; closing", session.peer)
+                    session.end(LeaveReason.LOST, "TLS on a plaintext port")
+                    break
+                first = False
                 with session.lock:
                     if session.protocol.state is State.CLOSED:
                         break
@@ -135,6 +166,20 @@ class ChatServer:
             session.end(LeaveReason.LOST, "internal error")
         finally:
             self._finish(session)
+
+    def _secure(self, session: Session, context: ssl.SSLContext) -> TlsChannel | None:
+        tls = TlsChannel(context)
+        session.securing = True
+        try:
+            tls.handshake(session.sock, self.config.handshake_timeout)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("%s: TLS handshake failed: %s", session.peer, exc)
+            session.end(LeaveReason.LOST, "TLS handshake failed")
+            return None
+        finally:
+            session.securing = False
+        session.box.seal = tls.encrypt
+        return tls
 
     def _finish(self, session: Session) -> None:
         reason = session.end_reason or LeaveReason.LOST
@@ -207,14 +252,9 @@ class ChatServer:
         log.info("stopped")
 
 
-def _refuse(sock: socket.socket, message: str) -> None:
+def _refuse(sock: socket.socket, code: ErrorCode, message: str) -> None:
     # A connection that never gets a reader: one frame, if the socket takes it.
-    frame = ServerConnection().send(
-        Error(code=ErrorCode.SERVER_FULL.value, message=message, fatal=True)
-    )
-    try:
+    frame = ServerConnection().send(Error(code=code.value, message=message, fatal=True))
+    with contextlib.suppress(OSError):
         sock.send(frame, socket.MSG_DONTWAIT)
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
+        sock.shutdown(socket.SHUT_WR)

@@ -26,7 +26,7 @@ class Session:
     def __init__(
         self,
         sock: socket.socket,
-        peer: str,
+        address: tuple[str, int],
         *,
         max_frame: int,
         rate: float,
@@ -34,12 +34,14 @@ class Session:
     ) -> None:
         self.id = f"s{next(_ids)}"
         self.sock = sock
-        self.peer = peer
+        self.host = address[0]
+        self.peer = f"{address[0]}:{address[1]}"
         self.protocol = ServerConnection(max_frame=max_frame)
         self.lock = threading.Lock()
-        self.box = Outbox(sock, f"{self.id} {peer}", self._slow_consumer)
+        self.box = Outbox(sock, f"{self.id} {self.peer}", self._slow_consumer)
         self.nick: str | None = None
         self.welcomed = False
+        self.securing = False  # in the TLS handshake, which keeps its own time
         self.rooms: set[str] = set()
         self.bucket = TokenBucket(rate, burst)
         self.refused = 0

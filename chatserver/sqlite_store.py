@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS messages (
     ts   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
+CREATE TABLE IF NOT EXISTS accounts (
+    nick TEXT PRIMARY KEY,  -- folded
+    hash TEXT NOT NULL
+);
 """
 
 
@@ -81,6 +85,10 @@ class SQLiteStore(Store):
                 "INSERT INTO messages (id, room, nick, text, ts) VALUES (?, ?, ?, ?, ?)",
                 [(m.id, m.room, m.nick, m.text, m.ts) for m in batch.messages],
             )
+            db.executemany(
+                "INSERT OR REPLACE INTO accounts (nick, hash) VALUES (?, ?)",
+                list(batch.accounts.items()),
+            )
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -104,6 +112,13 @@ class SQLiteStore(Store):
         if after is None:
             rows.reverse()
         return [_row(r) for r in rows], more
+
+    def account(self, nick: str) -> str | None:
+        with self._read_lock:
+            row = self._reader.execute(
+                "SELECT hash FROM accounts WHERE nick = ?", (nick,)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         with self._read_lock:

@@ -39,9 +39,10 @@ class Batch:
     rooms: list[str] = field(default_factory=list)
     topics: dict[str, str] = field(default_factory=dict)
     messages: list[RoomMessage] = field(default_factory=list)
+    accounts: dict[str, str] = field(default_factory=dict)  # folded nick -> password hash
 
     def __bool__(self) -> bool:
-        return bool(self.rooms or self.topics or self.messages)
+        return bool(self.rooms or self.topics or self.messages or self.accounts)
 
 
 class Store(ABC):
@@ -62,6 +63,10 @@ class Store(ABC):
         """A page of `room`, oldest first, and whether more lie beyond it."""
 
     @abstractmethod
+    def account(self, nick: str) -> str | None:
+        """The password hash of a registered (folded) nick, or None."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the store; nothing may be called after."""
 
@@ -74,6 +79,7 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._rooms: dict[str, RoomRecord] = {}
         self._messages: dict[str, deque[RoomMessage]] = {}
+        self._accounts: dict[str, str] = {}
         self._last_id = 0
 
     def load(self, recent: int) -> Snapshot:
@@ -95,6 +101,11 @@ class MemoryStore(Store):
             for message in batch.messages:
                 self._messages[message.room].append(message)
                 self._last_id = message.id
+            self._accounts.update(batch.accounts)
+
+    def account(self, nick: str) -> str | None:
+        with self._lock:
+            return self._accounts.get(nick)
 
     def history(
         self, room: str, *, before: int | None, after: int | None, limit: int

@@ -52,6 +52,7 @@ LIST_MAX = 3
 # its strings are built character by character, so that their length can
 # reach the field's max_length.
 _REPEATED_CLASS = re.compile(r"^\^(\[(?:\\.|[^\]])+\])([+*])\$$")
+_CATEGORY = re.compile(r"\\p\{(\w\w)\}")
 
 
 def _union_members(annotation: Any) -> tuple[Any, ...] | None:
@@ -93,7 +94,12 @@ def _string_strategy(constraints: list[Any]) -> st.SearchStrategy[str]:
             lambda s: len(s) >= min_length and (max_length is None or len(s) <= max_length)
         )
     char_class, repeat = repeated.groups()
-    chars = st.from_regex(char_class, fullmatch=True, alphabet=ANY_CHAR)
+    categories = _CATEGORY.findall(char_class)
+    if categories and char_class.startswith("[^"):
+        # Python's re has no \p{..}: exclude the Unicode categories directly.
+        chars = st.characters(codec="utf-8", exclude_categories=(*categories, "Cs"))
+    else:
+        chars = st.from_regex(char_class, fullmatch=True, alphabet=ANY_CHAR)
     least = max(min_length, 1 if repeat == "+" else 0)
     strategy = st.text(chars, min_size=least, max_size=max_length)
     if max_length is not None and max_length > 8:

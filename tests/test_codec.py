@@ -43,6 +43,7 @@ from chatproto import (
     Ping,
     Pong,
     PongReply,
+    Register,
     Rejected,
     Renamed,
     RoomInfo,
@@ -80,7 +81,7 @@ from tests.strategies import (
 def test_strategies_cover_every_type_name() -> None:
     assert set(COMMAND_STRATEGIES) == set(COMMAND_TYPES)
     assert set(EVENT_STRATEGIES) == set(EVENT_TYPES)
-    assert len(COMMAND_CLASSES) == len(COMMAND_TYPES) == 13
+    assert len(COMMAND_CLASSES) == len(COMMAND_TYPES) == 14
     assert len(EVENT_CLASSES) == len(EVENT_TYPES) == 15
 
 
@@ -431,7 +432,7 @@ COMMAND_EXAMPLES: list[tuple[bytes, Command]] = [
     (
         b'{"type":"hello","id":1,"nick":"alice","version":"1.0","client":"tui 0.1",'
         b'"password":"pw"}',
-        Hello(id=1, nick="alice", client="tui 0.1", password="pw"),
+        Hello(id=1, nick="alice", version="1.0", client="tui 0.1", password="pw"),
     ),
     (b'{"type":"join","id":"j","room":"lobby"}', Join(id="j", room="lobby")),
     (b'{"type":"part","room":"lobby"}', Part(room="lobby")),
@@ -440,7 +441,14 @@ COMMAND_EXAMPLES: list[tuple[bytes, Command]] = [
         Say(id=2, room="lobby", text="hi\tthere\n\u2713"),
     ),
     (b'{"type":"dm","to":"Bob_2","text":"psst"}', Dm(to="Bob_2", text="psst")),
-    (b'{"type":"nick","id":3,"nick":"al-ice"}', Nick(id=3, nick="al-ice")),
+    (
+        b'{"type":"nick","id":3,"nick":"al-ice","password":"s3cret!!"}',
+        Nick(id=3, nick="al-ice", password="s3cret!!"),
+    ),
+    (
+        b'{"type":"register","id":"r","password":"correct horse"}',
+        Register(id="r", password="correct horse"),
+    ),
     (b'{"type":"rooms"}', Rooms()),
     (b'{"type":"members","room":"lobby"}', Members(room="lobby")),
     (b'{"type":"topic","room":"lobby","topic":""}', SetTopic(room="lobby", topic="")),

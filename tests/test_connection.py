@@ -38,6 +38,7 @@ from chatproto import (
     Ping,
     Pong,
     PongReply,
+    Register,
     Rejected,
     RemoteProtocolError,
     Renamed,
@@ -92,6 +93,7 @@ EXAMPLE_COMMANDS: dict[str, Command] = {
     "history": History(id="c-history", room="lobby", after=3),
     "ping": Ping(id="c-ping", token="t"),
     "pong": Pong(id="c-pong", token="t"),
+    "register": Register(id="c-register", password="correct horse"),
     "bye": Bye(id="c-bye"),
 }
 
@@ -104,7 +106,7 @@ def reply_to(command: Command) -> Event:
             return welcome(ref)
         case Join(room=room):
             return Joined(ref=ref, room=room, topic="", members=["alice"], history=[])
-        case Part() | Bye():
+        case Part() | Register() | Bye():
             return Ok(ref=ref)
         case Say(room=room, text=text):
             return RoomMessage(ref=ref, id=1, room=room, nick="alice", text=text, ts=0)
@@ -136,6 +138,7 @@ EXPECTED_REPLY: dict[str, str] = {
     "say": "message",
     "dm": "dm",
     "nick": "renamed",
+    "register": "ok",
     "rooms": "rooms",
     "members": "members",
     "topic": "topic",

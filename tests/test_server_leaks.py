@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -17,10 +18,8 @@ def _fds() -> set[tuple[str, str]]:
     even while other tests' leftovers are being collected."""
     found = set()
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(FileNotFoundError):  # the one listdir itself used
             found.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
-        except FileNotFoundError:  # the descriptor listdir itself used
-            pass
     return found
 
 

@@ -12,7 +12,7 @@ EACH = 15
 
 
 def test_concurrent_senders_are_seen_in_one_complete_order() -> None:
-    with running(rate=1000.0, burst=1000) as server:
+    with running(rate=1000.0, burst=1000, max_per_address=1000) as server:
         receivers = [login(server, f"r{i}", "lobby") for i in range(RECEIVERS)]
         senders = [login(server, f"s{i}", "lobby") for i in range(SENDERS)]
         start = threading.Barrier(SENDERS)
