@@ -18,7 +18,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict chatproto chatserver chatclient tests bench
+	$(BIN)/mypy --strict chatproto chatserver chatclient tests bench examples
 
 pytest: $(STAMP)
 	$(BIN)/pytest

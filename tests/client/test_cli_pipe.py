@@ -1,0 +1,144 @@
+"""The terminal client without a terminal: commands from a pipe, one line per event."""
+
+from __future__ import annotations
+
+import re
+import socket
+import sys
+from pathlib import Path
+
+from chatclient import Client
+from chatproto import DirectMessage, Error, Joined, RoomMessage, Welcome, parse_event
+from chatserver.sqlite_store import SQLiteStore
+from tests.client.conftest import ClientFactory, ServerFactory, next_of, start_on_port, start_server
+from tests.client.procs import Lines, ends_with, run_client
+
+STAMP = r"\d\d:\d\d"
+
+
+def test_pipe_sends_lines_and_commands(server_port: int, make_client: ClientFactory) -> None:
+    bob = make_client("bob")
+    bob.join("lobby")
+    script = "hello everyone\n/msg bob psst\n/who\n/join dev\nin dev now\n/topic dev talk\n/rooms\n"
+    done = run_client(server_port, "--nick", "alice", stdin=script)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    expected = [
+        rf"{STAMP} \* connected to threadchat as alice",
+        rf"{STAMP} #lobby \* you joined #lobby; 2 here: bob, alice",
+        rf"{STAMP} #lobby <alice> hello everyone",
+        rf"{STAMP} \[dm\] alice -> bob psst",
+        rf"{STAMP} #lobby \* 2 members: bob, alice",
+        rf"{STAMP} #dev \* you joined #dev; 1 here: alice",
+        rf"{STAMP} #dev <alice> in dev now",
+        rf"{STAMP} #dev \* alice set the topic: dev talk",
+        rf"{STAMP} \* 2 rooms: #lobby \(2\), #dev \(1\) dev talk",
+    ]
+    assert len(lines) == len(expected), lines
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    # Everything was acknowledged, so it is all there now.
+    assert next_of(bob, RoomMessage).text == "hello everyone"
+    assert next_of(bob, DirectMessage).text == "psst"
+    assert [m.text for m in bob.history("dev").messages] == ["in dev now"]
+
+
+def test_pipe_shows_other_peoples_messages(server_port: int, make_client: ClientFactory) -> None:
+    bob = make_client("bob")
+    bob.join("lobby")
+    reader = Lines(
+        [sys.executable, "-m", "chatclient", "--port", str(server_port), "--nick", "carol"]
+    )
+    try:
+        reader.expect(lambda line: "you joined #lobby" in line)
+        bob.say("lobby", "are you there, carol?")
+        reader.expect(lambda line: line.endswith("#lobby <bob> are you there, carol?"))
+    finally:
+        code, stderr = reader.finish()
+    assert code == 0 and stderr == ""
+
+
+def test_pipe_errors_are_one_line_each(server_port: int) -> None:
+    script = "/frobnicate\n/msg nobody hello?\n/join Not A Room\n/switch nowhere\n/part dev\n"
+    done = run_client(server_port, "--nick", "alice", stdin=script)
+    assert done.returncode == 1  # something was refused
+    assert "Traceback" not in done.stderr + done.stdout
+    errors = [line for line in done.stdout.splitlines() if " ! " in line]
+    assert [e.split(" ! ", 1)[1] for e in errors] == [
+        "unknown command /frobnicate; /help lists the commands",
+        "no_such_nick: nobody is connected as 'nobody'",
+        "usage: /join ROOM",
+        "you are not in #nowhere: /join nowhere first",
+        "not_in_room: you are not in room 'dev'",
+    ]
+
+
+def test_pipe_json_prints_frames(server_port: int, make_client: ClientFactory) -> None:
+    make_client("bob")
+    script = "hello\n/msg bob hi\n/msg nobody x\n/frobnicate\n"
+    done = run_client(server_port, "--nick", "alice", "--json", stdin=script)
+    assert done.returncode == 1
+    frames = [parse_event(line.encode()) for line in done.stdout.splitlines()]
+    assert [type(f) for f in frames] == [Welcome, Joined, RoomMessage, DirectMessage, Error]
+    assert [getattr(f, "ref", None) for f in frames] == [1, 2, 3, 4, 5]
+    error = frames[-1]
+    assert isinstance(error, Error) and error.code == "no_such_nick"
+    # What is not a frame goes to stderr.
+    assert done.stderr.strip() == "! unknown command /frobnicate; /help lists the commands"
+
+
+def test_quit_stops_reading(server_port: int, make_client: ClientFactory) -> None:
+    bob = make_client("bob")
+    bob.join("lobby")
+    done = run_client(server_port, "--nick", "alice", stdin="first\n/quit\nnever sent\n")
+    assert done.returncode == 0
+    assert [m.text for m in bob.history("lobby").messages] == ["first"]
+
+
+def test_cannot_connect_is_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    done = run_client(port, "--nick", "alice", stdin="hello\n")
+    assert done.returncode == 1
+    assert done.stderr.startswith("chat-client: cannot connect to 127.0.0.1:")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_nick_in_use_is_one_line(server_port: int, make_client: ClientFactory) -> None:
+    make_client("alice")
+    done = run_client(server_port, "--nick", "alice", stdin="hello\n")
+    assert done.returncode == 1
+    assert done.stderr == "chat-client: nick 'alice' is in use; choose another with --nick\n"
+
+
+def test_reconnects_and_shows_missed_messages(tmp_path: Path, make_server: ServerFactory) -> None:
+    db = tmp_path / "chat.db"
+    first = start_server(SQLiteStore(db))
+    port = first.address[1]
+    client = Lines([sys.executable, "-m", "chatclient", "--port", str(port), "--nick", "alice"])
+    servers = [first]
+    try:
+        client.expect(lambda line: "you joined #lobby" in line)
+        first.shutdown()
+        client.expect(lambda line: "connection lost" in line and "reconnecting" in line)
+        # Nothing listens on alice's port while bob talks through another
+        # instance on the same database: alice cannot see these live.
+        aside = start_server(SQLiteStore(db))
+        with Client("bob", port=aside.address[1]) as bob:
+            bob.join("lobby")
+            for i in range(3):
+                bob.say("lobby", f"missed {i}")
+        aside.shutdown()
+        servers.append(start_on_port(port, db))
+        client.expect(lambda line: "reconnected as alice; 3 missed messages" in line, timeout=20)
+        for i in range(3):
+            client.expect(ends_with(f"#lobby <bob> missed {i}"))
+        client.proc.stdin.write("I am back\n")  # type: ignore[union-attr]
+        client.proc.stdin.flush()  # type: ignore[union-attr]
+        client.expect(lambda line: line.endswith("#lobby <alice> I am back"))
+    finally:
+        code, stderr = client.finish()
+        for server in servers:
+            server.shutdown()
+    assert code == 0, stderr

@@ -1,0 +1,201 @@
+"""The terminal client's pure parts: parsing typed lines, rendering events."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatclient import Disconnected, Reconnected
+from chatclient.cli import sanitize_nick
+from chatclient.commands import (
+    ChangeNick,
+    Help,
+    Invalid,
+    JoinRoom,
+    ListRooms,
+    PartRoom,
+    PrivateMessage,
+    Quit,
+    SayText,
+    ShowHistory,
+    Switch,
+    Topic,
+    Who,
+    parse_line,
+)
+from chatclient.controller import problem
+from chatclient.render import (
+    event_lines,
+    nick_style,
+    reply_lines,
+    to_ansi,
+    to_json,
+    to_plain,
+)
+from chatproto import (
+    DirectMessage,
+    Error,
+    Joined,
+    LeaveReason,
+    Limits,
+    MemberJoined,
+    MemberLeft,
+    MemberList,
+    Part,
+    Renamed,
+    RoomMessage,
+    TopicChanged,
+    Welcome,
+    parse_event,
+)
+
+NOON = 1_764_072_000.0  # any fixed moment
+
+
+@pytest.mark.parametrize(
+    ("line", "action"),
+    [
+        ("hello", SayText("hello")),
+        ("  spaced  ", SayText("  spaced  ")),
+        ("//not a command", SayText("/not a command")),
+        ("/join Dev", JoinRoom("dev")),
+        ("/join #dev", JoinRoom("dev")),
+        ("/part", PartRoom(None)),
+        ("/part dev", PartRoom("dev")),
+        ("/msg bob are you there?", PrivateMessage("bob", "are you there?")),
+        ("/nick alice_away", ChangeNick("alice_away")),
+        ("/who", Who(None)),
+        ("/who lobby", Who("lobby")),
+        ("/rooms", ListRooms()),
+        ("/topic", Topic(None)),
+        ("/topic Release day", Topic("Release day")),
+        ("/history", ShowHistory(20)),
+        ("/history 5", ShowHistory(5)),
+        ("/switch dev", Switch("dev")),
+        ("/quit", Quit()),
+        ("exit", Quit()),
+        ("/help", Help()),
+        ("/join", Invalid("usage: /join ROOM")),
+        ("/msg bob", Invalid("usage: /msg NICK TEXT")),
+        ("/history 500", Invalid("usage: /history [N], N from 1 to 100")),
+        ("/frobnicate", Invalid("unknown command /frobnicate; /help lists the commands")),
+    ],
+)
+def test_parse_line(line: str, action: object) -> None:
+    assert parse_line(line + "\n") == action
+
+
+def test_blank_lines_do_nothing() -> None:
+    assert parse_line("\n") is None and parse_line("   ") is None
+
+
+def test_problems_are_explained_before_sending() -> None:
+    assert problem(SayText("fine")) is None
+    assert "invalid room name" in (problem(JoinRoom("no spaces")) or "")
+    assert "invalid nick" in (problem(ChangeNick("9lives")) or "")
+    assert "too long" in (problem(SayText("x" * 4001)) or "")
+    assert "control" in (problem(SayText("bell\x07")) or "")
+
+
+def test_sanitize_nick() -> None:
+    assert sanitize_nick("alice") == "alice"
+    assert sanitize_nick("jean.dupont") == "jean_dupont"
+    assert sanitize_nick("1st") == "_1st"
+    assert sanitize_nick("x" * 40) == "x" * 24
+    assert sanitize_nick("") == "guest"
+
+
+def plain(lines: list[tuple[tuple[str, str], ...]]) -> list[str]:
+    return [to_plain(line) for line in lines]
+
+
+def hhmm(ts_ms: int) -> str:
+    import time  # noqa: PLC0415 - only this helper needs local time
+
+    return time.strftime("%H:%M", time.localtime(ts_ms / 1000))
+
+
+def test_message_line_has_time_room_nick_text() -> None:
+    msg = RoomMessage(id=1, room="lobby", nick="bob", text="hi\nthere", ts=1_764_072_000_000)
+    first, second = plain(event_lines(msg, NOON))
+    assert first == f"{hhmm(msg.ts)} #lobby <bob> hi"
+    assert second == " " * len(f"{hhmm(msg.ts)} #lobby <bob> ") + "there"
+
+
+def test_system_lines() -> None:
+    stamp = hhmm(int(NOON * 1000))
+    assert plain(event_lines(MemberJoined(room="lobby", nick="carol"), NOON)) == [
+        f"{stamp} #lobby * carol joined"
+    ]
+    left = MemberLeft(room="lobby", nick="carol", reason=LeaveReason.TIMEOUT)
+    assert plain(event_lines(left, NOON)) == [f"{stamp} #lobby * carol timed out"]
+    assert plain(event_lines(Renamed(old="carol", new="caro"), NOON)) == [
+        f"{stamp} * carol is now caro"
+    ]
+    topic = TopicChanged(room="lobby", topic="", nick="bob")
+    assert plain(event_lines(topic, NOON)) == [f"{stamp} #lobby * bob cleared the topic"]
+    error = Error(code="shutdown", message="bye", fatal=True)
+    assert plain(event_lines(error, NOON)) == [f"{stamp} ! shutdown: bye"]
+    lost = Disconnected("shutdown: bye", None, reconnecting=True)
+    assert plain(event_lines(lost, NOON)) == [
+        f"{stamp} ! connection lost (shutdown: bye); reconnecting"
+    ]
+
+
+def test_direct_messages_stand_out() -> None:
+    dm = DirectMessage(id=1, nick="bob", to="alice", text="psst", ts=1_764_072_000_000)
+    (line,) = event_lines(dm, NOON)
+    assert to_plain(line) == f"{hhmm(dm.ts)} [dm] bob -> alice psst"
+    assert ("dm", "psst") in line and "\x1b[1;35m" in to_ansi(line)
+
+
+def test_replies() -> None:
+    stamp = hhmm(int(NOON * 1000))
+    msg = RoomMessage(id=1, room="lobby", nick="bob", text="earlier", ts=1_764_072_000_000)
+    joined = Joined(room="lobby", topic="Welcome!", members=["bob", "alice"], history=[msg])
+    assert plain(reply_lines(Part(room="lobby"), joined, NOON)) == [
+        f"{hhmm(msg.ts)} #lobby <bob> earlier",
+        f"{stamp} #lobby * you joined #lobby; 2 here: bob, alice; topic: Welcome!",
+    ]
+    members = MemberList(room="lobby", members=["bob"])
+    assert plain(reply_lines(Part(room="lobby"), members, NOON)) == [
+        f"{stamp} #lobby * 1 member: bob"
+    ]
+
+
+def test_reconnected_line() -> None:
+    welcome = Welcome(
+        session="s1",
+        nick="alice",
+        server="t",
+        version="1.0",
+        limits=Limits(
+            max_frame=1,
+            max_text=1,
+            rate=1.0,
+            burst=1,
+            history=1,
+            ping_interval=1.0,
+            ping_timeout=1.0,
+        ),
+    )
+    lines = plain(event_lines(Reconnected(welcome, 2, (), 3), NOON))
+    assert lines[0].endswith("* reconnected as alice; 3 missed messages")
+
+
+def test_nick_colours_are_stable_and_case_insensitive() -> None:
+    assert nick_style("Alice") == nick_style("alice")
+    styles = {nick_style(f"user{i}") for i in range(50)}
+    assert len(styles) > 6  # spread over the palette
+
+
+def test_text_never_reaches_the_terminal_raw() -> None:
+    # The models refuse control characters; rendering masks them anyway.
+    msg = RoomMessage.model_construct(id=1, room="lobby", nick="eve", text="\x1b[2Jboo", ts=0)
+    (line,) = event_lines(msg, NOON)
+    assert "\x1b[2J" not in to_ansi(line)
+    assert to_plain(line).endswith("<eve> \ufffd[2Jboo")
+
+
+def test_json_is_the_protocol_frame() -> None:
+    frame = '{"type":"member_joined","room":"lobby","nick":"carol"}'
+    assert to_json(parse_event(frame.encode())) == frame
