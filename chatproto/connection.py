@@ -132,7 +132,28 @@ class _Correlator:
 _SESSION_TYPES: Final = frozenset({"hello", "bye"})
 
 
-class ServerConnection:
+class _Endpoint:
+    """What both ends keep: the decoder, the state and the outstanding requests."""
+
+    def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._decoder = FrameDecoder(max_frame)
+        self._state = State.AWAIT_HELLO
+        self._requests = _Correlator()
+        # Kept apart from the state, which CLOSING overwrites: `bye` may come
+        # right behind `hello`, and the `welcome` is still due.
+        self._welcomed = False
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def outstanding(self) -> int:
+        """Requests not yet answered."""
+        return len(self._requests)
+
+
+class ServerConnection(_Endpoint):
     """The server's end of one client session.
 
     `receive_data` returns the client's commands in order, with a `Rejected`
@@ -143,22 +164,8 @@ class ServerConnection:
     """
 
     def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self._decoder = FrameDecoder(max_frame)
-        self._state = State.AWAIT_HELLO
-        self._requests = _Correlator()
-        # Kept apart from the state, which CLOSING overwrites: a client may
-        # send `bye` right behind `hello`, and its `welcome` is still due.
+        super().__init__(max_frame=max_frame)
         self._greeted = False
-        self._welcomed = False
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @property
-    def outstanding(self) -> int:
-        """Requests received and not yet answered."""
-        return len(self._requests)
 
     def receive_data(self, data: bytes) -> list[Command | Rejected]:
         if self._state is State.CLOSING or self._state is State.CLOSED:
@@ -284,7 +291,7 @@ class ServerConnection:
         self._state = State.CLOSED
 
 
-class ClientConnection:
+class ClientConnection(_Endpoint):
     """The client's end of a session.
 
     A frame from the server that breaks the protocol raises
@@ -293,22 +300,6 @@ class ClientConnection:
     are skipped, so that a newer server can add events.
     """
 
-    def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        self._decoder = FrameDecoder(max_frame)
-        self._state = State.AWAIT_HELLO
-        self._requests = _Correlator()
-        # Kept apart from the state, which CLOSING overwrites: `bye` may be
-        # sent right behind `hello`, before the `welcome` arrives.
-        self._welcomed = False
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @property
-    def outstanding(self) -> int:
-        """Requests sent and not yet answered."""
-        return len(self._requests)
 
     def send(self, command: Command) -> bytes:
         """Encode `command`, checking that the session allows it now."""
