@@ -300,7 +300,6 @@ class ClientConnection(_Endpoint):
     are skipped, so that a newer server can add events.
     """
 
-
     def send(self, command: Command) -> bytes:
         """Encode `command`, checking that the session allows it now."""
         state = self._state
