@@ -20,6 +20,8 @@ from chatclient.errors import (
     ConnectionLost,
     InvalidRequest,
     RequestTimeout,
+    TlsCertificateError,
+    TlsError,
 )
 from chatclient.events import (
     ClientEvent,
@@ -47,4 +49,6 @@ __all__ = [
     "Reconnected",
     "Reconnecting",
     "RequestTimeout",
+    "TlsCertificateError",
+    "TlsError",
 ]

@@ -3,6 +3,9 @@
 Interactive with a prompt when stdin and stdout are terminals; otherwise it
 reads commands from stdin and prints one line per event (`--json`: one
 protocol frame per line).
+
+Passwords are best given in the environment (CHAT_PASSWORD for the nick,
+CHAT_SERVER_PASSWORD for the server), where `ps` does not show them.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import sys
 
 from chatclient.client import Client
 from chatclient.controller import Controller
-from chatclient.errors import ChatError, ConnectionLost
+from chatclient.errors import ChatError, ConnectionLost, TlsCertificateError
 from chatclient.output import JsonOutput, Output, TextOutput
 from chatclient.pipe import run_pipe
 from chatclient.policy import ReconnectPolicy
 from chatclient.terminal import run_terminal
 from chatproto import ErrorCode
 
-__all__ = ["default_nick", "main", "parse_args", "sanitize_nick"]
+__all__ = ["INSECURE_WARNING", "default_nick", "main", "parse_args", "sanitize_nick"]
+
+INSECURE_WARNING = "warning: TLS certificate not verified (--insecure)"
 
 
 def sanitize_nick(name: str) -> str:
@@ -42,7 +47,10 @@ def default_nick() -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="chat-client", description="Chat from a terminal, or from a pipe (PROTOCOL.md v1)."
+        prog="chat-client",
+        description="Chat from a terminal, or from a pipe (PROTOCOL.md v1).",
+        epilog="Passwords are better set through the environment variables CHAT_PASSWORD "
+        "(the nick's) and CHAT_SERVER_PASSWORD (the server's), which `ps` does not show.",
     )
     p.add_argument("--host", default="127.0.0.1", help="server address (%(default)s)")
     p.add_argument("--port", type=int, default=7878, help="server port (%(default)s)")
@@ -53,7 +61,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for the server (%(default)s)"
     )
-    return p.parse_args(argv)
+    p.add_argument(
+        "--password",
+        default=_environ("CHAT_PASSWORD"),
+        help="your nick's password, if it is registered (or CHAT_PASSWORD)",
+    )
+    p.add_argument(
+        "--server-password",
+        default=_environ("CHAT_SERVER_PASSWORD"),
+        help="the server's password, if it has one (or CHAT_SERVER_PASSWORD)",
+    )
+    p.add_argument(
+        "--tls", action="store_true", help="connect with TLS, checking the server's certificate"
+    )
+    p.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="trust the certificate authorities in FILE (PEM) instead of the system's; "
+        "implies --tls",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="TLS without checking the certificate (development only); implies --tls",
+    )
+    args = p.parse_args(argv)
+    if args.insecure and args.ca is not None:
+        p.error("--insecure checks no certificate: it cannot be combined with --ca")
+    args.tls = args.tls or args.insecure or args.ca is not None
+    return args
+
+
+def _environ(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+_HINTS = {
+    ErrorCode.NICK_IN_USE.value: "; choose another with --nick",
+    ErrorCode.AUTH_FAILED.value: " (passwords: CHAT_PASSWORD or --password for the nick, "
+    "CHAT_SERVER_PASSWORD or --server-password for the server)",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,15 +114,31 @@ def main(argv: list[str] | None = None) -> int:
             args.nick,
             host=args.host,
             port=args.port,
+            password=args.password,
+            server_password=args.server_password,
+            tls=args.tls,
+            ca=args.ca,
+            insecure=args.insecure,
             on_event=controller.on_event,
             reconnect=False if args.no_reconnect else ReconnectPolicy(maximum=15.0),
             queue_size=0,
             timeout=args.timeout,
         )
+    except ChatError as exc:  # a field the protocol does not allow, e.g. an empty password
+        print(f"chat-client: {exc.message}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # the CA file
+        print(f"chat-client: {exc}", file=sys.stderr)
+        return 2
+    if args.insecure:
+        print(f"chat-client: {INSECURE_WARNING}", file=sys.stderr, flush=True)
+    try:
         welcome = client.connect()
     except ChatError as exc:
-        hint = "; choose another with --nick" if exc.code == ErrorCode.NICK_IN_USE else ""
-        print(f"chat-client: {exc.message}{hint}", file=sys.stderr)
+        print(f"chat-client: {exc.message}{_HINTS.get(exc.code, '')}", file=sys.stderr)
+        return 1
+    except TlsCertificateError as exc:
+        print(f"chat-client: {exc} (--ca FILE trusts a private authority)", file=sys.stderr)
         return 1
     except ConnectionLost as exc:
         print(f"chat-client: {exc}", file=sys.stderr)

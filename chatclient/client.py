@@ -1,4 +1,4 @@
-"""The client: one chat session over TCP, driven by a single receive thread.
+"""The client: one chat session over TCP (or TLS), driven by a single receive thread.
 
 Any thread may send: a lock keeps each frame whole and gives request ids in
 sending order. Only the receive thread reads; it settles each request's
@@ -6,6 +6,9 @@ future from the reply that carries its id, answers the server's pings, and
 hands every other event to the callback and the queue, in arrival order.
 With reconnection on, the same thread connects again, rejoins the rooms and
 fetches the room messages missed meanwhile (PROTOCOL.md section 13).
+
+TLS runs over memory buffers (`chatclient.tls`): the socket stays a plain
+one, so the receive thread can block in `recv` while others send.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +36,7 @@ from chatclient.errors import (
     ConnectionLost,
     InvalidRequest,
     RequestTimeout,
+    TlsError,
 )
 from chatclient.events import ClientEvent, Disconnected, Reconnected, Reconnecting
 from chatclient.inbox import Inbox
@@ -39,6 +44,7 @@ from chatclient.link import Link
 from chatclient.pacing import Pacer
 from chatclient.policy import ReconnectPolicy
 from chatclient.resume import Tracker, missed
+from chatclient.tls import client_context
 from chatproto import (
     Bye,
     Command,
@@ -62,6 +68,7 @@ from chatproto import (
     Pong,
     PongReply,
     ProtocolError,
+    Register,
     Renamed,
     RequestId,
     RoomList,
@@ -82,9 +89,12 @@ CLIENT_NAME: Final = "chatclient 0.1"
 
 R = TypeVar("R", bound=BaseModel)
 
-# Hello errors that another attempt cannot cure: reconnecting stops.
+# Hello errors that another attempt cannot cure: reconnecting stops. A
+# refused password is one: retrying it would only use up the address's
+# allowance of failed logins (PROTOCOL.md section 10).
 _HOPELESS: Final = frozenset(
     {
+        ErrorCode.AUTH_FAILED,
         ErrorCode.UNSUPPORTED_VERSION,
         ErrorCode.INVALID_FIELDS,
         ErrorCode.OUT_OF_ORDER,
@@ -154,6 +164,22 @@ class Client:
 
     With `pace`, requests wait for a slot in a copy of the server's rate limit
     instead of being refused with `rate_limited`.
+
+    `password` is the nick's password (for a registered nick) and
+    `server_password` the server's, both sent in `hello`; reconnections send
+    them again, with the password of the nick the client has by then (see
+    `register` and `nick`).
+
+    With `tls`, the connection is TLS (1.2 at least) and the server's
+    certificate must be valid for `host`: signed by an authority in the
+    system's trust store, or in the PEM file `ca`. `insecure` turns every
+    check off, for a development server with a self-signed certificate only.
+    `tls` may also be an `ssl.SSLContext` of your own. A refused certificate
+    raises `TlsCertificateError`, another TLS failure `TlsError`.
+
+    Options that cannot work together, or a `ca` file that cannot be loaded,
+    raise `ValueError`; a nick or password the protocol does not allow,
+    `InvalidRequest`.
     """
 
     def __init__(
@@ -163,6 +189,10 @@ class Client:
         host: str = "127.0.0.1",
         port: int = 7878,
         password: str | None = None,
+        server_password: str | None = None,
+        tls: bool | ssl.SSLContext = False,
+        ca: str | None = None,
+        insecure: bool = False,
         on_event: Callable[[ClientEvent], None] | None = None,
         reconnect: ReconnectPolicy | bool = False,
         queue_size: int = 1000,
@@ -171,9 +201,21 @@ class Client:
         client_name: str = CLIENT_NAME,
     ) -> None:
         with _checked():
-            self._hello = Hello(nick=nick, client=client_name, password=password)
+            self._hello = Hello(
+                nick=nick, client=client_name, password=password, server_password=server_password
+            )
         if queue_size < 0 or timeout <= 0:
             raise ValueError("queue_size must be >= 0 and timeout > 0")
+        if isinstance(tls, ssl.SSLContext):
+            if ca is not None or insecure:
+                raise ValueError("ca= and insecure= configure tls=True, not a context of your own")
+            self._tls_context: ssl.SSLContext | None = tls
+        elif tls:
+            self._tls_context = client_context(ca=ca, insecure=insecure)
+        elif ca is not None or insecure:
+            raise ValueError("ca= and insecure= need tls=True")
+        else:
+            self._tls_context = None
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -224,21 +266,29 @@ class Client:
         return self._state is _State.CONNECTED
 
     @property
+    def tls(self) -> bool:
+        """Whether the connection is (and reconnections will be) TLS."""
+        return self._tls_context is not None
+
+    @property
     def dropped_events(self) -> int:
         """Events the full queue did not take, since the start."""
         return self._inbox.dropped if self._inbox is not None else 0
 
     def __repr__(self) -> str:
-        return f"<Client {self._nick} {self.host}:{self.port} {self._state.value}>"
+        tls = " tls" if self.tls else ""
+        return f"<Client {self._nick} {self.host}:{self.port}{tls} {self._state.value}>"
 
     # -- life cycle ---------------------------------------------------------------
 
     def connect(self, timeout: float | None = None) -> Welcome:
         """Connect and say hello; returns the `welcome`.
 
-        Raises `ChatError` if the server refuses the hello (e.g. `nick_in_use`)
-        and `ConnectionLost` if it cannot be reached; the client may then try
-        again. A failure here is never retried automatically.
+        Raises `ChatError` if the server refuses the hello (e.g. `nick_in_use`,
+        `auth_failed`), `ConnectionLost` if it cannot be reached, and its
+        subclass `TlsError` (`TlsCertificateError`) if TLS cannot be set up;
+        the client may then try again. A failure here is never retried
+        automatically.
         """
         with self._lock:
             if self._closing.is_set():
@@ -248,7 +298,9 @@ class Client:
         limit = timeout or self.timeout
         deadline = time.monotonic() + limit
         try:
-            link = Link.open(self.host, self.port, limit, self._closing)
+            link = Link.open(self.host, self.port, limit, self._closing, self._tls_context)
+        except TlsError:
+            raise
         except (OSError, TimeoutError) as exc:
             raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         try:
@@ -256,6 +308,15 @@ class Client:
         except (OSError, ProtocolError) as exc:
             link.close()
             raise ConnectionLost(f"lost {self.host}:{self.port} during hello: {exc}") from exc
+        except ConnectionLost as exc:
+            link.close()
+            if isinstance(exc, ClientClosed | TlsError):
+                raise
+            # Closed without a word: what a TLS server does to a plaintext hello.
+            hint = "" if self.tls else " (does the server expect TLS?)"
+            raise ConnectionLost(
+                f"{self.host}:{self.port} closed the connection during hello{hint}"
+            ) from exc
         except BaseException:
             link.close()
             raise
@@ -422,11 +483,28 @@ class Client:
             command = Dm(to=nick, text=text)
         return self._call(command, DirectMessage, timeout)
 
-    def nick(self, new: str, *, timeout: float | None = None) -> Renamed:
-        """Change this client's nick."""
+    def nick(
+        self, new: str, password: str | None = None, *, timeout: float | None = None
+    ) -> Renamed:
+        """Change this client's nick; a registered nick needs its `password`.
+
+        A wrong or missing password raises `ChatError` with code `auth_failed`.
+        Once renamed, reconnections use `new` and this password.
+        """
         with _checked():
-            command = Nick(nick=new)
+            command = Nick(nick=new, password=password)
         return self._call(command, Renamed, timeout)
+
+    def register(self, password: str, *, timeout: float | None = None) -> Ok:
+        """Register the current nick with `password` (8-256 characters).
+
+        From then on the nick can be used only with this password; this
+        client's reconnections send it. Raises `ChatError` with code
+        `already_registered` if the nick is registered already.
+        """
+        with _checked():
+            command = Register(password=password)
+        return self._call(command, Ok, timeout)
 
     def rooms(self, *, timeout: float | None = None) -> RoomList:
         """The rooms that have members, the most populated first."""
@@ -581,9 +659,15 @@ class Client:
             self._tracker.forget(command.room)
             with self._lock:
                 self._rooms.discard(command.room)
+        elif isinstance(reply, Ok) and isinstance(command, Register):
+            # Reconnections must now prove the nick is ours.
+            self._hello = self._hello.model_copy(update={"password": command.password})
         elif isinstance(reply, RoomMessage):
             self._tracker.fresh(reply)
         elif isinstance(reply, Renamed):
+            if isinstance(command, Nick) and reply.old.lower() != reply.new.lower():
+                # Another nick: its password (or none) is the one to reconnect with.
+                self._hello = self._hello.model_copy(update={"password": command.password})
             self._nick = reply.new
         with contextlib.suppress(InvalidStateError):
             pending.future.set_result(reply)
@@ -659,7 +743,9 @@ class Client:
             link: Link | None = None
             try:
                 deadline = time.monotonic() + policy.timeout
-                link = Link.open(self.host, self.port, policy.timeout, self._closing)
+                link = Link.open(
+                    self.host, self.port, policy.timeout, self._closing, self._tls_context
+                )
                 with self._lock:
                     self._setup_link = link
                 if self._closing.is_set():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatproto import MAX_HISTORY_PAGE
 
@@ -17,6 +17,7 @@ __all__ = [
     "PartRoom",
     "PrivateMessage",
     "Quit",
+    "RegisterNick",
     "SayText",
     "ShowHistory",
     "Switch",
@@ -28,19 +29,20 @@ __all__ = [
 DEFAULT_HISTORY = 20
 
 HELP = (
-    "text                send text to the current room (//text sends '/text')",
-    "/join ROOM          join ROOM and make it current",
-    "/part [ROOM]        leave ROOM (default: the current room)",
-    "/msg NICK TEXT      send a direct message",
-    "/nick NEW           change your nick",
-    "/who [ROOM]         list the members of ROOM (default: current)",
-    "/rooms              list the rooms that have members",
-    "/topic [TEXT]       show, or set, the current room's topic",
-    f"/history [N]        show the last N messages (default {DEFAULT_HISTORY}, "
+    "text                  send text to the current room (//text sends '/text')",
+    "/join ROOM            join ROOM and make it current",
+    "/part [ROOM]          leave ROOM (default: the current room)",
+    "/msg NICK TEXT        send a direct message",
+    "/nick NEW [PASSWORD]  change your nick (a registered nick needs its password)",
+    "/register PASSWORD    register your nick: from then on it needs PASSWORD (8+ characters)",
+    "/who [ROOM]           list the members of ROOM (default: current)",
+    "/rooms                list the rooms that have members",
+    "/topic [TEXT]         show, or set, the current room's topic",
+    f"/history [N]          show the last N messages (default {DEFAULT_HISTORY}, "
     f"at most {MAX_HISTORY_PAGE})",
-    "/switch ROOM        make a joined ROOM current",
-    "/quit, exit         leave",
-    "/help               this list",
+    "/switch ROOM          make a joined ROOM current",
+    "/quit, exit           leave",
+    "/help                 this list",
 )
 
 
@@ -68,6 +70,12 @@ class PrivateMessage:
 @dataclass(frozen=True, slots=True)
 class ChangeNick:
     nick: str
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterNick:
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,7 @@ Action = (
     | PartRoom
     | PrivateMessage
     | ChangeNick
+    | RegisterNick
     | Who
     | ListRooms
     | Topic
@@ -173,7 +182,13 @@ def parse_line(line: str) -> Action | None:
             return Invalid("usage: /msg NICK TEXT")
         return PrivateMessage(nick, text.strip())
     if name == "nick":
-        return ChangeNick(words[0]) if len(words) == 1 else Invalid("usage: /nick NEW")
+        # The password is the rest of the line: it may contain spaces.
+        nick, _, password = rest.partition(" ")
+        if not nick:
+            return Invalid("usage: /nick NEW [PASSWORD]")
+        return ChangeNick(nick, password.strip() or None)
+    if name == "register":
+        return RegisterNick(rest) if rest else Invalid("usage: /register PASSWORD")
     if name == "topic":
         return Topic(rest or None)
     if name == "history":

@@ -27,6 +27,7 @@ from chatclient.commands import (
     PartRoom,
     PrivateMessage,
     Quit,
+    RegisterNick,
     SayText,
     ShowHistory,
     Switch,
@@ -48,6 +49,7 @@ from chatproto import (
     Members,
     Nick,
     Part,
+    Register,
     Rooms,
     Say,
     SetTopic,
@@ -76,6 +78,10 @@ def problem(action: Action) -> str | None:
             f"invalid nick {nick!r}: 1-24 letters, digits, '_' or '-', "
             "starting with a letter or '_'"
         )
+    if isinstance(action, RegisterNick) and not 8 <= len(action.password) <= 256:
+        return "a password must have 8 to 256 characters"
+    if isinstance(action, ChangeNick) and action.password and len(action.password) > 256:
+        return "a password must have at most 256 characters"
     text = getattr(action, "text", None)
     if text is not None:
         if len(text) > MAX_TEXT:
@@ -148,8 +154,10 @@ class Controller:
                 self._part(room or current)
             case PrivateMessage(nick, text):
                 self._send(Dm(to=nick, text=text))
-            case ChangeNick(nick):
-                self._send(Nick(nick=nick))
+            case ChangeNick(nick, password):
+                self._send(Nick(nick=nick, password=password))
+            case RegisterNick(password):
+                self._send(Register(password=password))
             case Who(room):
                 if room or current:
                     self._send(Members(room=room or current or ""))

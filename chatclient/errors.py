@@ -1,7 +1,8 @@
 """The exceptions a `Client` raises, so callers can tell whose fault a failure was.
 
 `ChatError` is the server saying no (it carries the protocol's error code);
-`ConnectionLost` is the network failing; `RequestTimeout` is the server not
+`ConnectionLost` is the network failing (`TlsError` and
+`TlsCertificateError` the TLS layer); `RequestTimeout` is the server not
 answering in time. All derive from `ClientError`.
 """
 
@@ -16,6 +17,8 @@ __all__ = [
     "ConnectionLost",
     "InvalidRequest",
     "RequestTimeout",
+    "TlsCertificateError",
+    "TlsError",
 ]
 
 
@@ -68,3 +71,12 @@ class ClientClosed(ConnectionLost):
 
 class RequestTimeout(ClientError, TimeoutError):
     """No reply arrived in time. The request may still be carried out."""
+
+
+class TlsError(ConnectionLost, ConnectionError):
+    """The TLS connection could not be set up or broke: e.g. the port does not speak TLS."""
+
+
+class TlsCertificateError(TlsError):
+    """The server's certificate was refused: not signed by a trusted authority,
+    expired, or not valid for the host name connected to. No chat data was sent."""

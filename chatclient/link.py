@@ -1,4 +1,5 @@
-"""One TCP connection: its socket, its protocol state machine, and events read ahead.
+"""One TCP connection: its socket, its TLS session if any, its protocol state
+machine, and events read ahead.
 
 A `Client` lives across many links (one per reconnection). The link only
 moves bytes and decodes them; what the events mean is the client's business.
@@ -11,11 +12,13 @@ import errno
 import os
 import select
 import socket
+import ssl
 import threading
 import time
 from collections import deque
 
 from chatclient.errors import ClientClosed, ConnectionLost, RequestTimeout
+from chatclient.tls import TlsSession
 from chatproto import ClientConnection, Command, Event
 
 __all__ = ["Link", "connect_socket"]
@@ -61,14 +64,15 @@ def connect_socket(host: str, port: int, timeout: float, cancel: threading.Event
 
 
 class Link:
-    """A connected socket and its `ClientConnection`.
+    """A connected socket, its TLS session if any, and its `ClientConnection`.
 
     `send` may be called from any thread (the caller serialises whole frames);
     `next_event` only from the one thread that reads.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, tls: TlsSession | None = None) -> None:
         self.sock = sock
+        self.tls = tls
         self.protocol = ClientConnection()
         # Guards the protocol object, which the reader and the senders both change.
         self._lock = threading.Lock()
@@ -77,24 +81,58 @@ class Link:
         # during its handshake; they are handed out first, in order.
         self.held: list[Event] = []
         self._blocking = True
+        # Plain text that came in with the end of the TLS handshake.
+        self._early = tls.decrypt(b"") if tls is not None else b""
 
     @classmethod
-    def open(cls, host: str, port: int, timeout: float, cancel: threading.Event) -> Link:
-        return cls(connect_socket(host, port, timeout, cancel))
+    def open(
+        cls,
+        host: str,
+        port: int,
+        timeout: float,
+        cancel: threading.Event,
+        tls: ssl.SSLContext | None = None,
+    ) -> Link:
+        """Connect, and with `tls` complete the TLS handshake, all within `timeout`.
+
+        The server's certificate must be valid for `host`, unless the context
+        checks nothing. Raises `TlsError` (`TlsCertificateError`), `OSError`,
+        `TimeoutError` or `ClientClosed`.
+        """
+        deadline = time.monotonic() + timeout
+        sock = connect_socket(host, port, timeout, cancel)
+        if tls is None:
+            return cls(sock)
+        try:
+            session = TlsSession(tls, host)
+            session.handshake(sock, f"{host}:{port}", deadline, cancel)
+            return cls(sock, session)
+        except BaseException:
+            sock.close()
+            raise
 
     def send(self, command: Command) -> None:
         """Encode and write one command. Raises `LocalProtocolError` or `OSError`."""
         with self._lock:
             data = self.protocol.send(command)
-        self.sock.sendall(data)
+        if self.tls is None:
+            self.sock.sendall(data)
+        else:
+            self.tls.seal(self.sock, data)
 
     def next_event(self, deadline: float | None = None) -> Event:
         """The next event from the server, waiting until `deadline` (monotonic) at most.
 
-        Raises `ConnectionLost` at the end of the stream, `RequestTimeout` at the
-        deadline, `OSError`, or `RemoteProtocolError` if the server broke the protocol.
+        Raises `ConnectionLost` at the end of the stream (`TlsError` if TLS
+        failed), `RequestTimeout` at the deadline, `OSError`, or
+        `RemoteProtocolError` if the server broke the protocol.
         """
+        if self._early:
+            early, self._early = self._early, b""
+            self._take(early)
         while not self._backlog:
+            if self.tls is not None and self.tls.closed:
+                raise ConnectionLost("the server closed the connection")
             if deadline is None:
                 if not self._blocking:
                     self.sock.settimeout(None)
@@ -111,9 +149,17 @@ class Link:
                 raise RequestTimeout("the server did not answer in time") from None
             if not data:
                 raise ConnectionLost("the server closed the connection")
+            if self.tls is not None:
+                data = self.tls.decrypt(data)
+                if self.tls.has_output:
+                    self.tls.seal(self.sock, b"")
+            self._take(data)
+        return self._backlog.popleft()
+
+    def _take(self, data: bytes) -> None:
+        if data:
             with self._lock:
                 self._backlog.extend(self.protocol.receive_data(data))
-        return self._backlog.popleft()
 
     def shutdown(self) -> None:
         """Wake a thread blocked reading this link; it then sees the end of the stream."""

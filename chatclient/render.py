@@ -27,6 +27,7 @@ from chatproto import (
     Ok,
     Part,
     PongReply,
+    Register,
     Renamed,
     RoomList,
     RoomMessage,
@@ -203,6 +204,9 @@ def reply_lines(command: Command, reply: Event, now: float) -> list[Line]:
             return _joined_lines(reply, now)
         case Ok() if isinstance(command, Part):
             return [note_line(f"you left #{command.room}", now, command.room)]
+        case Ok() if isinstance(command, Register):
+            text = "your nick is registered: from now on it needs this password"
+            return [note_line(text, now)]
         case Renamed():
             return [note_line(f"you are now {reply.new}", now)]
         case RoomList():

@@ -49,9 +49,9 @@ class ServerConfig:
     def room_capacity(self) -> int:
         """Members a room may have: `max_members`, or fewer if their list would not
         fit in one frame (a nick takes at most 27 bytes of it). Frames too small
-        for that (a test's setting) still allow two."""
+        for that (a test's setting) still allow two, unless `max_members` is lower."""
         fit = (self.max_frame - _LIST_OVERHEAD) // _MEMBER_BYTES
-        return max(2, min(self.max_members, fit))
+        return min(self.max_members, max(2, fit))
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_text <= MAX_TEXT:

@@ -248,7 +248,9 @@ class Writer(threading.Thread):
         return frames
 
     def _flush(self, box: Outbox, frames: list[bytes]) -> None:
-        if box.closed:
+        if box.closed or box.lingering:
+            # Lingering: all is sent and our side is shut; a late flush (the box
+            # was scheduled again by `finish`) must not unwatch its input.
             return
         if box.drop_frame is not None:
             self._kill(box)

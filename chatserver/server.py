@@ -29,6 +29,9 @@ from chatserver.tls import TlsChannel, looks_like_tls, server_context
 
 __all__ = ["ChatServer"]
 
+# What OpenSSL says when the first bytes are not a TLS record.
+_PLAINTEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNSUPPORTED_PROTOCOL"})
+
 log = logging.getLogger(__name__)
 
 
@@ -131,25 +134,32 @@ class ChatServer:
                 tls = self._secure(session, self._tls)
                 if tls is None:
                     return
+            # A client may send its first frame right behind the end of its
+            # handshake, so that both arrive in one read: that frame is
+            # already in the TLS buffers, and no further read may come.
+            early = tls.decrypt(b"") if tls is not None else b""
             first = True
             while True:
-                data = sock.recv(size)
-                if not data:
-                    session.end(LeaveReason.LOST, "connection closed")
-                    break
-                if tls is not None:
-                    data = tls.decrypt(data)
-                    if tls.has_output:
-                        self.hub.send_raw(session, b"")
-                    if tls.closed:
-                        session.end(LeaveReason.LOST, "TLS closed")
-                        break
+                if early:
+                    data, early = early, b""
+                else:
+                    data = sock.recv(size)
                     if not data:
-                        continue
-                elif first and looks_like_tls(data):
-                    log.warning("%s: TLS client on a plaintext port; closing", session.peer)
-                    session.end(LeaveReason.LOST, "TLS on a plaintext port")
-                    break
+                        session.end(LeaveReason.LOST, "connection closed")
+                        break
+                    if tls is not None:
+                        data = tls.decrypt(data)
+                        if tls.has_output:
+                            self.hub.send_raw(session, b"")
+                        if tls.closed:
+                            session.end(LeaveReason.LOST, "TLS closed")
+                            break
+                        if not data:
+                            continue
+                    elif first and looks_like_tls(data):
+                        log.warning("%s: TLS client on a plaintext port; closing", session.peer)
+                        session.end(LeaveReason.LOST, "TLS on a plaintext port")
+                        break
                 first = False
                 with session.lock:
                     if session.protocol.state is State.CLOSED:
@@ -173,7 +183,9 @@ class ChatServer:
         try:
             tls.handshake(session.sock, self.config.handshake_timeout)
         except (OSError, ssl.SSLError) as exc:
-            log.warning("%s: TLS handshake failed: %s", session.peer, exc)
+            plain = isinstance(exc, ssl.SSLError) and exc.reason in _PLAINTEXT_REASONS
+            what = "plaintext client on a TLS port" if plain else str(exc)
+            log.warning("%s: TLS handshake failed: %s", session.peer, what)
             session.end(LeaveReason.LOST, "TLS handshake failed")
             return None
         finally:

@@ -14,12 +14,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+# Read by the client and the server as defaults; a developer's own must not leak in.
+PASSWORD_VARIABLES = ("CHAT_PASSWORD", "CHAT_SERVER_PASSWORD")
+
+
+def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in PASSWORD_VARIABLES}
+    return {**base, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(extra or {})}
 
 
 def run_client(
-    port: int, *args: str, stdin: str, timeout: float = 30
+    port: int,
+    *args: str,
+    stdin: str,
+    timeout: float = 30,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`python -m chatclient` with `stdin` piped in; returns once it has exited."""
     return subprocess.run(
@@ -28,7 +37,7 @@ def run_client(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env(),
+        env=env(extra_env),
         cwd=ROOT,
         check=False,
     )

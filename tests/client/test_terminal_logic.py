@@ -15,6 +15,7 @@ from chatclient.commands import (
     PartRoom,
     PrivateMessage,
     Quit,
+    RegisterNick,
     SayText,
     ShowHistory,
     Switch,
@@ -63,6 +64,10 @@ NOON = 1_764_072_000.0  # any fixed moment
         ("/part dev", PartRoom("dev")),
         ("/msg bob are you there?", PrivateMessage("bob", "are you there?")),
         ("/nick alice_away", ChangeNick("alice_away")),
+        ("/nick bob  two words ", ChangeNick("bob", "two words")),
+        ("/register correct horse", RegisterNick("correct horse")),
+        ("/nick", Invalid("usage: /nick NEW [PASSWORD]")),
+        ("/register", Invalid("usage: /register PASSWORD")),
         ("/who", Who(None)),
         ("/who lobby", Who("lobby")),
         ("/rooms", ListRooms()),
@@ -82,6 +87,11 @@ NOON = 1_764_072_000.0  # any fixed moment
 )
 def test_parse_line(line: str, action: object) -> None:
     assert parse_line(line + "\n") == action
+
+
+def test_passwords_stay_out_of_reprs() -> None:
+    assert "hunter22" not in repr(parse_line("/register hunter22"))
+    assert "hunter22" not in repr(parse_line("/nick bob hunter22"))
 
 
 def test_blank_lines_do_nothing() -> None:
