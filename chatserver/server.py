@@ -139,11 +139,13 @@ class ChatServer:
             # already in the TLS buffers, and no further read may come.
             early = tls.decrypt(b"") if tls is not None else b""
             first = True
+            drained = True
             while True:
                 if early:
                     data, early = early, b""
                 else:
-                    data = sock.recv(size)
+                    data = _recv(sock, size, drained)
+                    drained = len(data) < size
                     if not data:
                         session.end(LeaveReason.LOST, "connection closed")
                         break
@@ -262,6 +264,14 @@ class ChatServer:
         self.store.close()
         self._stopped.set()
         log.info("stopped")
+
+
+def _recv(sock: socket.socket, size: int, drained: bool) -> bytes:
+    # A connection that had nothing more to read waits on a one-byte peek:
+    # recv(size) would hold a buffer of `size` bytes for as long as it waits.
+    if drained and not sock.recv(1, socket.MSG_PEEK):
+        return b""
+    return sock.recv(size)
 
 
 def _refuse(sock: socket.socket, code: ErrorCode, message: str) -> None:
