@@ -268,17 +268,19 @@ class Handler:
                 f"you are in {config.max_rooms} rooms, the most this server allows",
                 cmd.id,
             )
+        if not self._hub.exists(cmd.room):
+            # The store must learn of a room before anyone can see it: a `say` or
+            # `topic` from another reader must not reach the sequencer first.
+            # (Two first joins may both submit it; storing a room is idempotent.)
+            self._sequencer.submit(NewRoom(cmd.room))
         capacity = config.room_capacity
-        created = self._hub.join(session, cmd.room, cmd.id, config.max_frame, capacity)
-        if created is None:
+        if not self._hub.join(session, cmd.room, cmd.id, config.max_frame, capacity):
             return self._fail(
                 session,
                 ErrorCode.ROOM_FULL,
                 f"room {cmd.room!r} has {capacity} members, the most allowed",
                 cmd.id,
             )
-        if created:
-            self._sequencer.submit(NewRoom(cmd.room))
         return True
 
     def _part(self, session: Session, cmd: Part) -> bool:

@@ -162,19 +162,18 @@ class Hub:
 
     def join(
         self, session: Session, name: str, ref: RequestId | None, max_frame: int, max_members: int
-    ) -> bool | None:
-        """Add `session` to room `name` and queue its `joined`; True if the room is new,
-        None if the room is full."""
+    ) -> bool:
+        """Add `session` to room `name` (created if new) and queue its `joined`;
+        False if the room is full."""
         assert session.nick is not None
         with self.lock:
             room = self.rooms.get(name)
-            created = room is None
             if room is None:
                 room = self.rooms[name] = Room(name, "", deque(maxlen=self._history))
             key = fold(session.nick)
             if key not in room.members:
                 if len(room.members) >= max_members:
-                    return None
+                    return False
                 if room.boxes:
                     self._broadcast(room.boxes, MemberJoined(room=name, nick=session.nick))
                 room.members[key] = session
@@ -189,7 +188,7 @@ class Hub:
             )
             self._send(session, _fit(reply, max_frame))
         self.writer.wake()
-        return created
+        return True
 
     def part(self, session: Session, name: str) -> bool:
         """Take `session` out of room `name`; False if it was not in it."""
