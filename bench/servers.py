@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServerProcess", "chat_server", "ngircd_server", "ngircd_version"]
+__all__ = ["ServerProcess", "chat_command", "chat_server", "ngircd_server", "ngircd_version"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -91,38 +91,48 @@ def _free_port() -> int:
         return port
 
 
+def chat_command(host: str, port: int, db: Path, *extra: str) -> list[str]:
+    """`python -m chatserver` with the limits that would cap a load test out of the way."""
+    return [
+        sys.executable,
+        "-m",
+        "chatserver",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--db",
+        str(db),
+        "--rate",
+        "1000000",
+        "--burst",
+        "1000000",
+        "--max-clients",
+        "100000",
+        "--max-per-address",
+        "100000",
+        "--log-level",
+        "WARNING",
+        *extra,
+    ]
+
+
 @contextlib.contextmanager
 def chat_server(extra: list[str]) -> Iterator[ServerProcess]:
     """Our server, SQLite store in a temporary directory, limits out of the way."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "chatserver",
-            "--host",
+        cmd = chat_command(
             "127.0.0.1",
-            "--port",
-            "0",
-            "--db",
-            str(Path(tmp) / "bench.db"),
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-            "--max-clients",
-            "100000",
-            "--max-per-address",
-            "100000",
+            0,
+            Path(tmp) / "bench.db",
             "--max-members",
             "2000",
             "--ping-interval",
             "3600",
             "--history",
             "0",
-            "--log-level",
-            "WARNING",
             *extra,
-        ]
+        )
         with _process("threadchat", cmd, "127.0.0.1", None) as server:
             yield server
 

@@ -73,6 +73,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.servers import chat_command
 from chatclient import (
     ChatError,
     Client,
@@ -231,33 +232,17 @@ class ServerProcess:
 
     def command(self, port: int) -> list[str]:
         c = self.config
-        return [
-            sys.executable,
-            "-m",
-            "chatserver",
-            "--host",
+        return chat_command(
             HOST,
-            "--port",
-            str(port),
-            "--db",
-            str(self.db),
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-            "--max-clients",
-            "100000",
-            "--max-per-address",
-            "100000",
+            port,
+            self.db,
             "--hard-limit",
             str(c.hard_limit),
             "--soft-limit",
             str(c.soft_limit),
             "--soft-seconds",
             str(c.soft_seconds),
-            "--log-level",
-            "WARNING",
-        ]
+        )
 
     @property
     def pid(self) -> int:
