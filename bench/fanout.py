@@ -243,7 +243,7 @@ async def fanout(
     rate: float,
     window: int,
 ) -> FanoutResult:
-    probes = min(clients - senders, 5)
+    probes = min(clients, 5)  # receivers first; senders only when there are no others
     peers, join_s = await connect_all(server, dialect, clients, 1, probes)
     sending = [
         Sender(peer, i, messages, 0 if rate else window) for i, peer in enumerate(peers[-senders:])
