@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from chatproto import (
-    MAX_TEXT,
     PROTOCOL_VERSION,
     Bye,
     Command,
@@ -378,7 +377,7 @@ class Handler:
     # -- errors ------------------------------------------------------------------
 
     def _text_ok(self, session: Session, text: str, ref: RequestId | None) -> bool:
-        if len(text) <= self._config.max_text or self._config.max_text == MAX_TEXT:
+        if len(text) <= self._config.max_text:
             return True
         self._fail(
             session,

@@ -105,9 +105,6 @@ class Hub:
 
     # -- connections -----------------------------------------------------
 
-    def count(self) -> int:
-        return len(self.sessions)
-
     def add(self, session: Session, limit: int, per_address: int) -> tuple[ErrorCode, str] | None:
         """Admit a new connection, or say why not."""
         with self.lock:

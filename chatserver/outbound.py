@@ -114,16 +114,7 @@ class Writer(threading.Thread):
     def push(self, box: Outbox, data: bytes) -> None:
         """Queue `data` for `box` (empty: just flush). The caller holds the hub lock,
         then calls `wake`."""
-        if box.dropped or box.finishing:
-            return
-        if data:
-            box.frames.append(data)
-        box.queued += len(data)
-        if box.queued - box.sent > self._soft:
-            self._over_soft(box)
-        if not box.scheduled:
-            box.scheduled = True
-            self._ready.append(box)
+        self.push_many((box,), data)
 
     def push_many(self, boxes: Iterable[Outbox], data: bytes, skip: Outbox | None = None) -> None:
         """`push` the same bytes to many boxes (but `skip`): the broadcast path, kept tight."""

@@ -72,7 +72,6 @@ class Sequencer(threading.Thread):
         self._store = store
         self._next_id = next_id
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=capacity)
-        self.failed = threading.Event()
 
     def submit(self, item: _Work) -> None:
         """Queue work, waiting while the queue is full."""
@@ -133,7 +132,6 @@ class Sequencer(threading.Thread):
         except Exception:
             # Nothing of this batch is acknowledged; its senders are told.
             log.exception("store commit failed; %d messages not stored", len(batch.messages))
-            self.failed.set()
             self._refuse(items)
             return
         for item in items:

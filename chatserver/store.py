@@ -41,9 +41,6 @@ class Batch:
     messages: list[RoomMessage] = field(default_factory=list)
     accounts: dict[str, str] = field(default_factory=dict)  # folded nick -> password hash
 
-    def __bool__(self) -> bool:
-        return bool(self.rooms or self.topics or self.messages or self.accounts)
-
 
 class Store(ABC):
     """Where rooms, topics and room messages live."""
