@@ -44,6 +44,7 @@ from chatproto import (
 from chatserver.accounts import LoginThrottle, hash_password, verify_password
 from chatserver.config import ServerConfig
 from chatserver.hub import Hub, fold
+from chatserver.logs import log_failure
 from chatserver.sequencer import NewAccount, NewRoom, Post, Sequencer, TopicChange
 from chatserver.session import Session
 from chatserver.store import Store
@@ -115,7 +116,7 @@ class Handler:
         try:
             return self._commands[item.type](session, item)
         except Exception:
-            log.exception("%s: failed to handle %r", session.id, item.type)
+            log_failure(log, "%s: failed to handle %r", session.id, item.type)
             self._fail(session, ErrorCode.INTERNAL_ERROR, "the server failed to do that", item.id)
             return True
 

@@ -12,6 +12,7 @@ import time
 from chatproto import Error, ErrorCode, LeaveReason, ServerPing
 from chatserver.config import ServerConfig
 from chatserver.hub import Hub
+from chatserver.logs import log_failure
 from chatserver.session import Session
 
 __all__ = ["Housekeeper", "kick"]
@@ -47,7 +48,7 @@ class Housekeeper(threading.Thread):
             try:
                 self.sweep(time.monotonic())
             except Exception:
-                log.exception("housekeeping failed")
+                log_failure(log, "housekeeping failed")
 
     def sweep(self, now: float) -> None:
         config = self._config

@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from chatserver.logs import log_failure
+
 __all__ = ["Outbox", "Writer"]
 
 log = logging.getLogger(__name__)
@@ -190,7 +192,7 @@ class Writer(threading.Thread):
             try:
                 self._round()
             except Exception:
-                log.exception("writer: round failed")
+                log_failure(log, "writer: round failed")
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -216,7 +218,7 @@ class Writer(threading.Thread):
             except Exception:
                 # Cut the connection but leave the descriptor to the usual
                 # close: its reader may still be using it.
-                log.exception("writer: failed to flush %s", box.label)
+                log_failure(log, "writer: failed to flush %s", box.label)
                 self._break(box)
         if self._finishing:
             self._expire_finishing()

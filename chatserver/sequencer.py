@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from chatproto import Error, ErrorCode, RequestId, RoomMessage
 from chatserver.hub import Hub
+from chatserver.logs import log_failure
 from chatserver.session import Session
 from chatserver.store import Batch, Store
 
@@ -131,7 +132,7 @@ class Sequencer(threading.Thread):
             self._store.commit(batch)
         except Exception:
             # Nothing of this batch is acknowledged; its senders are told.
-            log.exception("store commit failed; %d messages not stored", len(batch.messages))
+            log_failure(log, "store commit failed; %d messages not stored", len(batch.messages))
             self._refuse(items)
             return
         for item in items:

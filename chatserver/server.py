@@ -21,6 +21,7 @@ from chatserver.config import ServerConfig
 from chatserver.handler import Handler
 from chatserver.housekeeping import Housekeeper
 from chatserver.hub import Hub
+from chatserver.logs import log_failure
 from chatserver.outbound import Writer
 from chatserver.sequencer import Sequencer
 from chatserver.session import Session
@@ -174,7 +175,7 @@ class ChatServer:
         except OSError as exc:
             session.end(LeaveReason.LOST, exc.strerror or type(exc).__name__)
         except Exception:
-            log.exception("%s: reader failed", session.id)
+            log_failure(log, "%s: reader failed", session.id)
             session.end(LeaveReason.LOST, "internal error")
         finally:
             self._finish(session)
