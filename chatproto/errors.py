@@ -50,6 +50,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     SHUTDOWN = "shutdown"
     INTERNAL_ERROR = "internal_error"
+    UNAVAILABLE = "unavailable"
 
 
 class ProtocolError(Exception):

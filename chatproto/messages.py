@@ -58,7 +58,7 @@ __all__ = [
     "Welcome",
 ]
 
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 MAX_TEXT = 4000
 MAX_TOPIC = 300
 MAX_HISTORY_PAGE = 100

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,12 +41,11 @@ from chatproto import (
     encode,
 )
 from chatserver.accounts import LoginThrottle, hash_password, verify_password
+from chatserver.backend import Backend, JoinRefused, Unavailable
 from chatserver.config import ServerConfig
 from chatserver.hub import Hub, fold
 from chatserver.logs import log_failure
-from chatserver.sequencer import NewAccount, NewRoom, Post, Sequencer, TopicChange
 from chatserver.session import Session
-from chatserver.store import Store
 
 __all__ = ["Handler"]
 
@@ -59,11 +57,10 @@ _FREE = frozenset({"hello", "pong", "bye"})  # commands the rate limit does not 
 class Handler:
     """Carries out commands for sessions; `handle` says whether to keep reading."""
 
-    def __init__(self, config: ServerConfig, hub: Hub, sequencer: Sequencer, store: Store) -> None:
+    def __init__(self, config: ServerConfig, hub: Hub, backend: Backend) -> None:
         self._config = config
         self._hub = hub
-        self._sequencer = sequencer
-        self._store = store
+        self._backend = backend
         self._throttle = LoginThrottle(config.auth_failures, config.auth_window)
         self._limits = Limits(
             max_frame=config.max_frame,
@@ -115,6 +112,15 @@ class Handler:
         session.refused = 0
         try:
             return self._commands[item.type](session, item)
+        except Unavailable:
+            log.warning("%s: %r refused: the shared state is unreachable", session.id, item.type)
+            return self._fail(
+                session,
+                ErrorCode.UNAVAILABLE,
+                "the server cannot reach its shared state; try again soon",
+                item.id,
+                fatal=not session.welcomed,
+            )
         except Exception:
             log_failure(log, "%s: failed to handle %r", session.id, item.type)
             self._fail(session, ErrorCode.INTERNAL_ERROR, "the server failed to do that", item.id)
@@ -153,7 +159,7 @@ class Handler:
             return False
         if not self._password_ok(session, cmd.nick, cmd.password, cmd.id, fatal=True):
             return False
-        if not self._hub.claim(session, cmd.nick):
+        if not self._backend.claim(session, cmd.nick):
             return self._fail(
                 session, ErrorCode.NICK_IN_USE, f"nick {cmd.nick!r} is in use", cmd.id, fatal=True
             )
@@ -203,7 +209,7 @@ class Handler:
         fatal: bool,
     ) -> bool:
         """Whether `nick` may be used: it is not registered, or `password` is its own."""
-        stored = self._store.account(fold(nick))
+        stored = self._backend.account(fold(nick))
         if stored is None:
             return True
         if self._throttled(session, ref, fatal=fatal):
@@ -236,16 +242,14 @@ class Handler:
 
     def _register(self, session: Session, cmd: Register) -> bool:
         assert session.nick is not None
-        if self._store.account(fold(session.nick)) is not None:
+        if self._backend.account(fold(session.nick)) is not None:
             return self._fail(
                 session,
                 ErrorCode.ALREADY_REGISTERED,
                 f"nick {session.nick!r} is registered already",
                 cmd.id,
             )
-        account = NewAccount(fold(session.nick), hash_password(cmd.password))
-        self._sequencer.complete(account)
-        if not account.stored:
+        if not self._backend.register(fold(session.nick), hash_password(cmd.password)):
             return self._fail(
                 session, ErrorCode.INTERNAL_ERROR, "the account could not be stored", cmd.id
             )
@@ -268,13 +272,10 @@ class Handler:
                 f"you are in {config.max_rooms} rooms, the most this server allows",
                 cmd.id,
             )
-        if not self._hub.exists(cmd.room):
-            # The store must learn of a room before anyone can see it: a `say` or
-            # `topic` from another reader must not reach the sequencer first.
-            # (Two first joins may both submit it; storing a room is idempotent.)
-            self._sequencer.submit(NewRoom(cmd.room))
-        capacity = config.room_capacity
-        if not self._hub.join(session, cmd.room, cmd.id, config.max_frame, capacity):
+        try:
+            self._backend.join(session, cmd.room, cmd.id)
+        except JoinRefused:
+            capacity = config.room_capacity
             return self._fail(
                 session,
                 ErrorCode.ROOM_FULL,
@@ -284,7 +285,7 @@ class Handler:
         return True
 
     def _part(self, session: Session, cmd: Part) -> bool:
-        if not self._hub.part(session, cmd.room):
+        if not self._backend.part(session, cmd.room):
             return self._not_in(session, cmd.room, cmd.id)
         return self._reply(session, Ok(ref=cmd.id))
 
@@ -293,8 +294,7 @@ class Handler:
             return True
         if cmd.room not in session.rooms:
             return self._not_in(session, cmd.room, cmd.id)
-        assert session.nick is not None
-        self._sequencer.submit(Post(session, cmd.room, session.nick, cmd.text, cmd.id))
+        self._backend.post(session, cmd.room, cmd.text, cmd.id)
         return True
 
     def _topic(self, session: Session, cmd: SetTopic) -> bool:
@@ -302,11 +302,11 @@ class Handler:
             return self._not_in(session, cmd.room, cmd.id)
         # The reply to `topic` must precede the replies to later commands
         # (PROTOCOL.md section 4: only say and dm echoes may come late).
-        self._sequencer.complete(TopicChange(session, cmd.room, cmd.topic, cmd.id))
+        self._backend.set_topic(session, cmd.room, cmd.topic, cmd.id)
         return True
 
     def _rooms(self, session: Session, cmd: Rooms) -> bool:
-        rooms = self._hub.room_list()
+        rooms = self._backend.room_list()
         reply = RoomList(ref=cmd.id, rooms=rooms)
         if len(encode(reply)) - 1 > self._config.max_frame:
             # The longest prefix that fits (PROTOCOL.md 6.6): `fits` rows do, `over` do not.
@@ -324,17 +324,16 @@ class Handler:
         return self._reply(session, reply)
 
     def _members(self, session: Session, cmd: Members) -> bool:
-        members = self._hub.members(cmd.room)
+        members = self._backend.members(cmd.room)
         if members is None:
             return self._no_room(session, cmd.room, cmd.id)
         return self._reply(session, MemberList(ref=cmd.id, room=cmd.room, members=members))
 
     def _history(self, session: Session, cmd: History) -> bool:
-        if not self._hub.exists(cmd.room):
+        page = self._backend.history(cmd.room, before=cmd.before, after=cmd.after, limit=cmd.limit)
+        if page is None:
             return self._no_room(session, cmd.room, cmd.id)
-        messages, more = self._store.history(
-            cmd.room, before=cmd.before, after=cmd.after, limit=cmd.limit
-        )
+        messages, more = page
         reply = HistoryPage(ref=cmd.id, room=cmd.room, messages=messages, more=more)
         while reply.messages and len(encode(reply)) > self._config.max_frame:
             # Keep the messages nearest the point asked from.
@@ -348,7 +347,7 @@ class Handler:
     def _dm(self, session: Session, cmd: Dm) -> bool:
         if not self._text_ok(session, cmd.text, cmd.id):
             return True
-        if not self._hub.direct(session, cmd.to, cmd.text, time.time_ns() // 1_000_000, cmd.id):
+        if not self._backend.direct(session, cmd.to, cmd.text, cmd.id):
             return self._fail(
                 session, ErrorCode.NO_SUCH_NICK, f"nobody is connected as {cmd.to!r}", cmd.id
             )
@@ -360,7 +359,7 @@ class Handler:
             session, cmd.nick, cmd.password, cmd.id, fatal=False
         ):
             return True
-        if not self._hub.rename(session, cmd.nick, cmd.id):
+        if not self._backend.rename(session, cmd.nick, cmd.id):
             return self._fail(
                 session, ErrorCode.NICK_IN_USE, f"nick {cmd.nick!r} is in use", cmd.id
             )

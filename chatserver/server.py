@@ -17,13 +17,14 @@ import time
 from types import TracebackType
 
 from chatproto import Error, ErrorCode, LeaveReason, ServerConnection, State
+from chatserver.backend import Backend
 from chatserver.config import ServerConfig
 from chatserver.handler import Handler
 from chatserver.housekeeping import Housekeeper
 from chatserver.hub import Hub
+from chatserver.local import LocalBackend
 from chatserver.logs import log_failure
 from chatserver.outbound import Writer
-from chatserver.sequencer import Sequencer
 from chatserver.session import Session
 from chatserver.store import Store
 from chatserver.tls import TlsChannel, looks_like_tls, server_context
@@ -49,8 +50,8 @@ class ChatServer:
         lock = threading.Lock()
         self.writer = Writer(lock, soft_limit=config.soft_limit, hard_limit=config.hard_limit)
         self.hub = Hub(lock, self.writer, snapshot.rooms, config.history)
-        self.sequencer = Sequencer(self.hub, store, snapshot.next_id)
-        self.handler = Handler(config, self.hub, self.sequencer, store)
+        self.backend: Backend = LocalBackend(config, self.hub, store, snapshot.next_id)
+        self.handler = Handler(config, self.hub, self.backend)
         self.housekeeper = Housekeeper(config, self.hub)
         self._acceptor = threading.Thread(target=self._accept_loop, name="chat-listener")
         self._tls = (
@@ -71,8 +72,10 @@ class ChatServer:
             (self.config.host, self.config.port), backlog=1024, reuse_port=False
         )
         self._listener = listener
-        for thread in (self.writer, self.sequencer, self.housekeeper, self._acceptor):
-            thread.start()
+        self.writer.start()
+        self.backend.start()
+        self.housekeeper.start()
+        self._acceptor.start()
         log.info("listening on %s:%d", *self.address)
         return self
 
@@ -200,7 +203,7 @@ class ChatServer:
         reason = session.end_reason or LeaveReason.LOST
         with session.lock:
             session.protocol.close()
-        self.hub.remove(session, reason, tell=not self._stopping.is_set())
+        self.backend.remove(session, reason, tell=not self._stopping.is_set())
         self.writer.finish(session.box, self.config.shutdown_grace)
         log.info(
             "%s: disconnect %s %s: %s (%s)",
@@ -257,8 +260,7 @@ class ChatServer:
             readers = list(self._readers)
         for reader in readers:
             reader.join(max(0.0, deadline - time.monotonic()))
-        self.sequencer.stop()
-        self.sequencer.join()
+        self.backend.stop()
         self.writer.stop()
         self.writer.join(max(0.1, deadline - time.monotonic()))
         self.housekeeper.join()

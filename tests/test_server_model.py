@@ -48,6 +48,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from chatproto import PROTOCOL_VERSION
 from chatserver.sequencer import NewRoom, Sequencer
 from chatserver.server import ChatServer
 from tests.support import WAIT, Wire, login, running
@@ -299,7 +300,7 @@ class ServerModel(RuleBasedStateMachine):
             return multiple()
         assert reply["type"] == "welcome", reply
         assert reply["nick"] == nick
-        assert reply["version"] == "1.1"
+        assert reply["version"] == PROTOCOL_VERSION
         assert reply["limits"]["history"] == HISTORY
         client.nick = nick
         self.connected.append(client)
