@@ -11,6 +11,8 @@ import sys
 import threading
 from types import FrameType
 
+from redis.exceptions import RedisError
+
 from chatserver.config import ServerConfig
 from chatserver.server import ChatServer
 from chatserver.sqlite_store import SQLiteStore
@@ -77,6 +79,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--auth-window", type=float, default=_DEFAULTS.auth_window)
     p.add_argument("--tls-cert", help="PEM certificate (chain): serve TLS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get("CHAT_REDIS_URL"),
+        help="run as a node of a cluster that shares this Redis (redis://HOST:PORT/DB; "
+        "also the CHAT_REDIS_URL environment variable); --store and --db are then unused",
+    )
+    p.add_argument(
+        "--redis-history",
+        type=int,
+        default=_DEFAULTS.redis_history,
+        help="entries kept per room in Redis (%(default)s)",
+    )
+    p.add_argument(
+        "--node-ttl",
+        type=float,
+        default=_DEFAULTS.node_ttl,
+        help="seconds after which a silent cluster node's clients are released (%(default)s)",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p.parse_args(argv)
 
@@ -107,6 +128,9 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         auth_window=args.auth_window,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        redis_url=args.redis,
+        redis_history=args.redis_history,
+        node_ttl=args.node_ttl,
     )
 
 
@@ -120,18 +144,26 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"chat-server: {exc}", file=sys.stderr)
         return 2
-    store: Store = SQLiteStore(args.db) if args.store == "sqlite" else MemoryStore()
+    store: Store | None = None
+    if config.redis_url is None:
+        store = SQLiteStore(args.db) if args.store == "sqlite" else MemoryStore()
     try:
         server = ChatServer(config, store)
     except (OSError, ssl.SSLError) as exc:
         print(f"chat-server: cannot load the TLS certificate or key: {exc}", file=sys.stderr)
-        store.close()
+        if store is not None:
+            store.close()
+        return 2
+    except ValueError as exc:
+        print(f"chat-server: {exc}", file=sys.stderr)
         return 2
     try:
         server.start()
-    except OSError as exc:
-        print(f"chat-server: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
-        store.close()
+    except (OSError, RedisError) as exc:
+        where = config.redis_url if isinstance(exc, RedisError) else f"{config.host}:{config.port}"
+        print(f"chat-server: cannot start on {where}: {exc}", file=sys.stderr)
+        if store is not None:
+            store.close()
         return 1
     stop = threading.Event()
 
@@ -141,7 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     host, port = server.address
-    where = args.db if args.store == "sqlite" else "memory"
+    where = (
+        f"redis {config.redis_url}"
+        if config.redis_url is not None
+        else args.db
+        if args.store == "sqlite"
+        else "memory"
+    )
     tls = ", TLS" if config.tls_cert else ""
     print(f"chat-server listening on {host}:{port} (store: {where}{tls})", flush=True)
     while not stop.wait(0.5):

@@ -44,6 +44,9 @@ class ServerConfig:
     auth_window: float = 60.0
     tls_cert: str | None = None
     tls_key: str | None = None
+    redis_url: str | None = None  # set: a node of a cluster sharing this Redis
+    redis_history: int = 10_000  # entries kept per room stream in Redis
+    node_ttl: float = 10.0  # a cluster node silent this long is taken for dead
 
     @property
     def room_capacity(self) -> int:
@@ -67,8 +70,11 @@ class ServerConfig:
             "max_rooms",
             "max_members",
             "auth_failures",
+            "redis_history",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
+        if self.node_ttl <= 0:
+            raise ValueError("node_ttl must be positive")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key")

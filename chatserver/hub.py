@@ -54,6 +54,7 @@ class Room:
     recent: deque[RoomMessage]
     members: dict[str, Session] = field(default_factory=dict)
     boxes: list[Outbox] = field(default_factory=list)
+    last: int = 0  # in a cluster: the id of the last stream entry applied
 
     def _rebuild(self) -> None:
         self.boxes = [s.box for s in self.members.values()]
@@ -131,15 +132,7 @@ class Hub:
     def remove(self, session: Session, reason: LeaveReason, *, tell: bool = True) -> None:
         """Forget a connection that has ended and tell its rooms why."""
         with self.lock:
-            if session in self.sessions:
-                self.sessions.discard(session)
-                left = self._per_address[session.host] - 1
-                if left:
-                    self._per_address[session.host] = left
-                else:
-                    del self._per_address[session.host]
-            if session.nick is not None and self._nicks.get(fold(session.nick)) is session:
-                del self._nicks[fold(session.nick)]
+            self._unregister(session)
             for name in session.rooms:
                 room = self.rooms[name]
                 self._leave(room, session)
@@ -149,6 +142,17 @@ class Hub:
                     )
             session.rooms = set()
         self.writer.wake()
+
+    def _unregister(self, session: Session) -> None:
+        if session in self.sessions:
+            self.sessions.discard(session)
+            left = self._per_address[session.host] - 1
+            if left:
+                self._per_address[session.host] = left
+            else:
+                del self._per_address[session.host]
+        if session.nick is not None and self._nicks.get(fold(session.nick)) is session:
+            del self._nicks[fold(session.nick)]
 
     def _leave(self, room: Room, session: Session) -> None:
         if session.nick is not None:
@@ -267,20 +271,110 @@ class Hub:
 
     # -- the sequencer's fan-out, under the lock ------------------------------
 
-    def publish(self, message: RoomMessage, sender: Session, ref: RequestId | None) -> None:
-        """Queue a stored message for every member; calls fix the order everyone sees."""
+    def publish(self, message: RoomMessage, sender: Session | None, ref: RequestId | None) -> None:
+        """Queue a stored message for every member; calls fix the order everyone sees.
+
+        The sender (None: not connected here) gets its echo with `ref`."""
         room = self.rooms[message.room]
         room.recent.append(message)
         self._broadcast(room.boxes, message, skip=sender)
-        self._send(sender, message.model_copy(update={"ref": ref}))
+        if sender is not None:
+            self._send(sender, message.model_copy(update={"ref": ref}))
 
-    def publish_topic(self, name: str, topic: str, sender: Session, ref: RequestId | None) -> None:
+    def publish_topic(
+        self, name: str, topic: str, nick: str, sender: Session | None, ref: RequestId | None
+    ) -> None:
         """Queue a stored topic change for every member."""
         room = self.rooms[name]
         room.topic = topic
-        event = TopicChanged(room=name, topic=topic, nick=sender.nick or "")
+        event = TopicChanged(room=name, topic=topic, nick=nick)
         self._broadcast(room.boxes, event, skip=sender)
-        self._send(sender, event.model_copy(update={"ref": ref}))
+        if sender is not None:
+            self._send(sender, event.model_copy(update={"ref": ref}))
+
+    # -- in a cluster: this node's view of shared rooms, under the lock -------
+
+    def announce(self, boxes: Iterable[Outbox], event: Event, skip: Session | None = None) -> None:
+        """Queue one event, encoded once, for the given connections."""
+        self._broadcast(boxes, event, skip)
+
+    def local(self, nick: str) -> Session | None:
+        """The session connected here under `nick`, if any."""
+        return self._nicks.get(fold(nick))
+
+    def deliver(self, session: Session, event: Event) -> None:
+        """Queue one event for one session."""
+        self._send(session, event)
+
+    def follow(self, name: str, topic: str, recent: list[RoomMessage], last: int) -> None:
+        """Start following a room from stream entry `last`, unless it is followed already."""
+        with self.lock:
+            if name not in self.rooms:
+                room = Room(name, topic, deque(recent, maxlen=self._history), last=last)
+                self.rooms[name] = room
+
+    def enter(
+        self,
+        session: Session,
+        name: str,
+        *,
+        ref: RequestId | None,
+        topic: str,
+        members: list[str],
+        max_frame: int,
+    ) -> bool:
+        """Add `session` to a followed room and queue its `joined`; False if not followed."""
+        assert session.nick is not None
+        with self.lock:
+            room = self.rooms.get(name)
+            if room is None:
+                return False
+            room.members[fold(session.nick)] = session
+            room._rebuild()
+            session.rooms.add(name)
+            reply = Joined(
+                ref=ref, room=name, topic=topic, members=members, history=list(room.recent)
+            )
+            self._send(session, _fit(reply, max_frame))
+        self.writer.wake()
+        return True
+
+    def withdraw(self, session: Session, names: Iterable[str]) -> None:
+        """Take `session` out of rooms here (no one is told: the cluster does that);
+        a room nobody here is in any more is no longer followed."""
+        with self.lock:
+            for name in names:
+                room = self.rooms.get(name)
+                session.rooms.discard(name)
+                if room is None:
+                    continue
+                self._leave(room, session)
+                if not room.members:
+                    del self.rooms[name]
+
+    def retag(self, session: Session, new: str, ref: RequestId | None) -> None:
+        """Record here a rename the cluster has made, and answer its sender."""
+        old = session.nick
+        assert old is not None
+        with self.lock:
+            if self._nicks.get(fold(old)) is session:
+                del self._nicks[fold(old)]
+            self._nicks[fold(new)] = session
+            session.nick = new
+            for name in session.rooms:
+                room = self.rooms.get(name)
+                if room is not None:
+                    room.members.pop(fold(old), None)
+                    room.members[fold(new)] = session
+            self._send(session, Renamed(ref=ref, old=old, new=new))
+        self.writer.wake()
+
+    def forget(self, session: Session) -> None:
+        """Forget a connection here; its rooms are told by the cluster."""
+        self.withdraw(session, list(session.rooms))
+        with self.lock:
+            self._unregister(session)
+        self.writer.wake()
 
     def broadcast_all(self, event: Event) -> None:
         """Queue one event for every connection (used for shutdown notices)."""

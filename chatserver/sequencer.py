@@ -142,7 +142,8 @@ class Sequencer(threading.Thread):
         with hub.lock:
             for entry in ordered:
                 if isinstance(entry, TopicChange):
-                    hub.publish_topic(entry.room, entry.topic, entry.session, entry.ref)
+                    nick = entry.session.nick or ""
+                    hub.publish_topic(entry.room, entry.topic, nick, entry.session, entry.ref)
                 else:
                     message, post = entry
                     hub.publish(message, post.session, post.ref)

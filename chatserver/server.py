@@ -18,6 +18,7 @@ from types import TracebackType
 
 from chatproto import Error, ErrorCode, LeaveReason, ServerConnection, State
 from chatserver.backend import Backend
+from chatserver.cluster import ClusterBackend
 from chatserver.config import ServerConfig
 from chatserver.handler import Handler
 from chatserver.housekeeping import Housekeeper
@@ -38,7 +39,11 @@ log = logging.getLogger(__name__)
 
 
 class ChatServer:
-    def __init__(self, config: ServerConfig, store: Store) -> None:
+    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        """`store` holds a single server's state; a cluster node (`config.redis_url`)
+        keeps it in Redis and takes none."""
+        if (store is None) == (config.redis_url is None):
+            raise ValueError("give a store, or a Redis URL for a cluster node, not both")
         self.config = config
         self.store = store
         self._listener: socket.socket | None = None
@@ -46,11 +51,17 @@ class ChatServer:
         self._stopped = threading.Event()
         self._readers: set[threading.Thread] = set()
         self._readers_lock = threading.Condition()
-        snapshot = store.load(config.history)
         lock = threading.Lock()
         self.writer = Writer(lock, soft_limit=config.soft_limit, hard_limit=config.hard_limit)
-        self.hub = Hub(lock, self.writer, snapshot.rooms, config.history)
-        self.backend: Backend = LocalBackend(config, self.hub, store, snapshot.next_id)
+        self.backend: Backend
+        if store is None:
+            assert config.redis_url is not None
+            self.hub = Hub(lock, self.writer, {}, config.history)
+            self.backend = ClusterBackend(config, self.hub, config.redis_url)
+        else:
+            snapshot = store.load(config.history)
+            self.hub = Hub(lock, self.writer, snapshot.rooms, config.history)
+            self.backend = LocalBackend(config, self.hub, store, snapshot.next_id)
         self.handler = Handler(config, self.hub, self.backend)
         self.housekeeper = Housekeeper(config, self.hub)
         self._acceptor = threading.Thread(target=self._accept_loop, name="chat-listener")
@@ -72,8 +83,12 @@ class ChatServer:
             (self.config.host, self.config.port), backlog=1024, reuse_port=False
         )
         self._listener = listener
+        try:
+            self.backend.start()
+        except BaseException:
+            listener.close()
+            raise
         self.writer.start()
-        self.backend.start()
         self.housekeeper.start()
         self._acceptor.start()
         log.info("listening on %s:%d", *self.address)
@@ -264,7 +279,8 @@ class ChatServer:
         self.writer.stop()
         self.writer.join(max(0.1, deadline - time.monotonic()))
         self.housekeeper.join()
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
         self._stopped.set()
         log.info("stopped")
 

@@ -1,0 +1,112 @@
+"""A cluster node's liveness: it says it is alive, and cleans up after dead nodes.
+
+Every `ttl / 3` seconds the node renews a key that expires after `ttl`, and
+releases the nicks and memberships of any node whose key has expired (a node
+killed with SIGKILL): their rooms hear `member_left` with reason `lost`. A
+node that finds it was itself taken for dead (Redis was out of its reach for
+longer than `ttl`) drops its clients with `unavailable`, so that they log in
+again and the cluster learns of them anew. Releases that failed while Redis
+was unreachable are retried here until they succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import deque
+from typing import Any
+
+from chatproto import ErrorCode, LeaveReason
+from chatserver.housekeeping import kick
+from chatserver.hub import Hub
+from chatserver.logs import log_failure
+from chatserver.redis_client import OUTAGES
+
+__all__ = ["Heartbeat"]
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat(threading.Thread):
+    def __init__(
+        self,
+        hub: Hub,
+        client: Any,
+        *,
+        scripts: dict[str, Any],
+        node: str,
+        cap: str,
+        ttl: float,
+    ) -> None:
+        super().__init__(name="chat-heartbeat", daemon=True)
+        self._hub = hub
+        self._redis = client
+        self._scripts = scripts
+        self._node = node
+        self._cap = cap
+        self._ttl_ms = max(1, round(ttl * 1000))
+        self.every = ttl / 3
+        self._halt = threading.Event()
+        self._releases: deque[tuple[str, str, str]] = deque()
+        self._down = False
+
+    def retry_later(self, release: tuple[str, str, str]) -> None:
+        """Keep a failed release (folded nick, session key, reason) for the next beat."""
+        self._releases.append(release)
+
+    def beat_once(self) -> None:
+        """Announce this node; raises if Redis cannot be reached."""
+        self._scripts["HEARTBEAT"](args=[self._cap, self._node, self._ttl_ms])
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def leave(self) -> None:
+        """Say this node is gone, at a clean shutdown (its clients were released)."""
+        with contextlib.suppress(*OUTAGES):
+            self._redis.delete(f"chat:alive:{self._node}", f"chat:inbox:{self._node}")
+            self._redis.srem("chat:nodes", self._node)
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            try:
+                self._beat()
+            except OUTAGES as exc:
+                if not self._down:
+                    log.warning("Redis unreachable; heartbeat retrying: %s", exc)
+                    self._down = True
+                continue
+            except Exception:
+                log_failure(log, "heartbeat failed")
+                continue
+            if self._down:
+                log.info("Redis reachable again; heartbeat resumed")
+                self._down = False
+
+    def _beat(self) -> None:
+        run = self._scripts
+        if run["HEARTBEAT"](args=[self._cap, self._node, self._ttl_ms]):
+            self._taken_for_dead()
+        while self._releases:
+            run["RELEASE"](args=[self._cap, *self._releases[0]])
+            self._releases.popleft()
+        for node in self._redis.smembers("chat:nodes"):
+            dead = node != self._node and not self._redis.exists(f"chat:alive:{node}")
+            if dead and run["REAP"](args=[self._cap, node]):
+                log.warning("cluster node %s stopped answering; released its clients", node)
+
+    def _taken_for_dead(self) -> None:
+        log.warning("this node was taken for dead while Redis was unreachable; dropping clients")
+        self._releases.clear()
+        hub = self._hub
+        with hub.lock:
+            sessions = list(hub.sessions)
+        for session in sessions:
+            kick(
+                hub,
+                session,
+                ErrorCode.UNAVAILABLE,
+                "this server lost touch with its cluster; please reconnect",
+                LeaveReason.LOST,
+            )

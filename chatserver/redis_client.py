@@ -1,0 +1,53 @@
+"""How a cluster node talks to Redis: the client it uses, and what an outage raises.
+
+redis-py annotates replies as bytes or text alike; this client always
+decodes to text (`decode_responses`), so it is handed around as `Any` and its
+replies are read as the text they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.exceptions
+
+from chatproto import RoomMessage
+
+__all__ = ["OUTAGES", "Entry", "connect", "entry_number", "message_of"]
+
+# What a lost, restarting or loading Redis raises; anything else is a fault of ours.
+OUTAGES = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+Entry = tuple[str, dict[str, str]]  # a stream entry: its id and its fields
+
+
+def connect(url: str, *, timeout: float = 5.0) -> Any:
+    """A client for `url` that answers in text and gives up after `timeout` seconds."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        protocol=2,
+        socket_timeout=timeout,
+        socket_connect_timeout=min(timeout, 2.0),
+    )
+
+
+def entry_number(entry_id: str) -> int:
+    """The number of a stream entry id `<n>-0`: for a room message, its id."""
+    return int(entry_id.partition("-")[0])
+
+
+def message_of(room: str, entry_id: str, fields: dict[str, str]) -> RoomMessage:
+    """The room message a stream entry of kind `m` holds (validated when it was sent)."""
+    return RoomMessage.model_construct(
+        id=entry_number(entry_id),
+        room=room,
+        nick=fields["nick"],
+        text=fields["text"],
+        ts=int(fields["ts"]),
+    )
