@@ -54,6 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--host", default="127.0.0.1", help="server address (%(default)s)")
     p.add_argument("--port", type=int, default=7878, help="server port (%(default)s)")
+    p.add_argument(
+        "--fallback",
+        action="append",
+        default=[],
+        type=_address,
+        metavar="HOST:PORT",
+        help="another server of the same cluster, tried when reconnecting (repeatable)",
+    )
     p.add_argument("--nick", default=default_nick(), help="your nick (%(default)s)")
     p.add_argument("--room", default="lobby", help="room to join at start; '' for none")
     p.add_argument("--json", action="store_true", help="print protocol frames as JSON lines")
@@ -103,6 +111,13 @@ _HINTS = {
 }
 
 
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -114,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             args.nick,
             host=args.host,
             port=args.port,
+            fallbacks=args.fallback,
             password=args.password,
             server_password=args.server_password,
             tls=args.tls,

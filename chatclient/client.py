@@ -19,7 +19,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -161,6 +161,8 @@ class Client:
     exponential backoff: same nick (retried while the server still holds it),
     same rooms, and every room message stored meanwhile is delivered once, in
     order. Direct messages sent meanwhile are lost: servers do not store them.
+    `fallbacks` are other servers of the same cluster, as (host, port): a
+    reconnection that cannot reach the current server tries each in turn.
 
     With `pace`, requests wait for a slot in a copy of the server's rate limit
     instead of being refused with `rate_limited`.
@@ -188,6 +190,7 @@ class Client:
         *,
         host: str = "127.0.0.1",
         port: int = 7878,
+        fallbacks: Sequence[tuple[str, int]] = (),
         password: str | None = None,
         server_password: str | None = None,
         tls: bool | ssl.SSLContext = False,
@@ -218,6 +221,7 @@ class Client:
             self._tls_context = None
         self.host = host
         self.port = port
+        self._addresses = [(host, port), *((h, int(p)) for h, p in fallbacks)]
         self.timeout = timeout
         self._on_event = on_event
         self._policy: ReconnectPolicy | None = (
@@ -730,6 +734,25 @@ class Client:
             recovered.extend(missed(room, self._tracker.resume_point(room), joined, fetch))
         return replies, recovered
 
+    def _open_any(self, timeout: float) -> Link:
+        """Connect to the current server, else to each fallback in turn; the one
+        that answers becomes current."""
+        start = self._addresses.index((self.host, self.port))
+        failure: OSError | TimeoutError | None = None
+        for i in range(len(self._addresses)):
+            host, port = self._addresses[(start + i) % len(self._addresses)]
+            try:
+                link = Link.open(host, port, timeout, self._closing, self._tls_context)
+            except TlsError:
+                raise
+            except (OSError, TimeoutError) as exc:
+                failure = exc
+                continue
+            self.host, self.port = host, port
+            return link
+        assert failure is not None
+        raise failure
+
     def _reconnect(self, policy: ReconnectPolicy) -> Link | None:
         """Connect again until it works, the policy gives up, or the client is closed."""
         error: str | None = None
@@ -743,9 +766,7 @@ class Client:
             link: Link | None = None
             try:
                 deadline = time.monotonic() + policy.timeout
-                link = Link.open(
-                    self.host, self.port, policy.timeout, self._closing, self._tls_context
-                )
+                link = self._open_any(policy.timeout)
                 with self._lock:
                     self._setup_link = link
                 if self._closing.is_set():

@@ -28,7 +28,14 @@ from chatproto import (
 )
 from chatserver.server import ChatServer
 from chatserver.sqlite_store import SQLiteStore
-from tests.client.conftest import Recorder, client_threads, next_of, start_on_port, start_server
+from tests.client.conftest import (
+    Recorder,
+    ServerFactory,
+    client_threads,
+    next_of,
+    start_on_port,
+    start_server,
+)
 from tests.client.fakes import Peer, ScriptedServer, message
 
 FAST_RETRY = ReconnectPolicy(initial=0.02, maximum=0.2, timeout=5.0)
@@ -219,3 +226,28 @@ def test_resume_drops_duplicates_and_pages_history() -> None:
             alice.close()
     ids = [e.id for e in recorder.of(RoomMessage)]
     assert ids == [1, 2, 4, 6, 9, 10, 11, 12]
+
+
+def test_reconnect_moves_on_to_a_fallback(make_server: ServerFactory) -> None:
+    first, second = make_server(), make_server()
+    recorder = Recorder()
+    alice = Client(
+        "alice",
+        port=first.address[1],
+        fallbacks=[second.address],
+        on_event=recorder,
+        reconnect=FAST_RETRY,
+    )
+    try:
+        alice.connect()
+        alice.join("lobby")
+        first.shutdown()
+        back = next_of(alice, Reconnected, timeout=10)
+        assert (alice.host, alice.port) == second.address
+        assert [j.room for j in back.rooms] == ["lobby"]
+        with Client("bob", port=second.address[1]) as bob:
+            bob.join("lobby")
+            sent = bob.say("lobby", "found you")
+            assert next_of(alice, RoomMessage, id=sent.id).text == "found you"
+    finally:
+        alice.close()
