@@ -63,10 +63,10 @@ class Heartbeat(threading.Thread):
         self._halt.set()
 
     def leave(self) -> None:
-        """Say this node is gone, at a clean shutdown (its clients were released)."""
+        """Say this node is gone, at a clean shutdown. Its clients were released;
+        should any release have failed, the next node to reap it finishes the job."""
         with contextlib.suppress(*OUTAGES):
             self._redis.delete(f"chat:alive:{self._node}", f"chat:inbox:{self._node}")
-            self._redis.srem("chat:nodes", self._node)
 
     def run(self) -> None:
         while not self._halt.wait(self.every):
@@ -93,8 +93,9 @@ class Heartbeat(threading.Thread):
             self._releases.popleft()
         for node in self._redis.smembers("chat:nodes"):
             dead = node != self._node and not self._redis.exists(f"chat:alive:{node}")
-            if dead and run["REAP"](args=[self._cap, node]):
-                log.warning("cluster node %s stopped answering; released its clients", node)
+            released = run["REAP"](args=[self._cap, node]) if dead else 0
+            if released:
+                log.warning("cluster node %s stopped answering; released %d nicks", node, released)
 
     def _taken_for_dead(self) -> None:
         log.warning("this node was taken for dead while Redis was unreachable; dropping clients")

@@ -340,17 +340,16 @@ class Hub:
         return True
 
     def withdraw(self, session: Session, names: Iterable[str]) -> None:
-        """Take `session` out of rooms here (no one is told: the cluster does that);
-        a room nobody here is in any more is no longer followed."""
+        """Take `session` out of rooms here; no one is told: the cluster does that.
+
+        The room stays followed, so that echoes of messages its members sent
+        just before they left still reach them."""
         with self.lock:
             for name in names:
                 room = self.rooms.get(name)
                 session.rooms.discard(name)
-                if room is None:
-                    continue
-                self._leave(room, session)
-                if not room.members:
-                    del self.rooms[name]
+                if room is not None:
+                    self._leave(room, session)
 
     def retag(self, session: Session, new: str, ref: RequestId | None) -> None:
         """Record here a rename the cluster has made, and answer its sender."""

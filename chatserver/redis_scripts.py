@@ -199,17 +199,22 @@ return redis.call('SADD', 'chat:nodes', ARGV[2])
 """
 )
 
-# ARGV: cap, node. Releases a dead node's nicks (their rooms hear `lost`); 1 if it did.
+# ARGV: cap, node. Forgets a node whose heartbeat expired and releases the nicks
+# it still held (their rooms hear `lost`); how many it released.
 REAP = (
     _PRELUDE
     + """
 local node = ARGV[2]
 if redis.call('EXISTS', 'chat:alive:' .. node) == 1 then return 0 end
 if redis.call('SREM', 'chat:nodes', node) == 0 then return 0 end
+local released = 0
 for _, folded in ipairs(redis.call('SMEMBERS', 'chat:node:' .. node .. ':nicks')) do
-  if redis.call('HGET', 'chat:nick:' .. folded, 'node') == node then release(folded, 'lost') end
+  if redis.call('HGET', 'chat:nick:' .. folded, 'node') == node then
+    release(folded, 'lost')
+    released = released + 1
+  end
 end
 redis.call('DEL', 'chat:node:' .. node .. ':nicks', 'chat:inbox:' .. node)
-return 1
+return released
 """
 )

@@ -156,7 +156,8 @@ class Relay(threading.Thread):
             elif kind == "l":
                 reason = LeaveReason(fields.get("reason", LeaveReason.LOST.value))
                 event = MemberLeft(room=room.name, nick=fields["nick"], reason=reason)
-                hub.announce(room.boxes, event)
+                # Not to the leaver, if the relay is quicker than its `part`.
+                hub.announce(room.boxes, event, room.members.get(fold(fields["nick"])))
             elif kind == "t":
                 pending = self._pending.pop(fields.get("tok", ""), None)
                 sender = pending.session if pending is not None else None
