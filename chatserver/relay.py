@@ -54,12 +54,17 @@ class Pending:
 
 
 class Relay(threading.Thread):
-    def __init__(self, hub: Hub, client: Any, node: str, pending: dict[str, Pending]) -> None:
+    def __init__(
+        self, hub: Hub, client: Any, node: str, pending: dict[str, Pending], *, cap: int
+    ) -> None:
         super().__init__(name="chat-relay", daemon=True)
         self._hub = hub
         self._redis = client
         self._inbox = f"chat:inbox:{node}"
         self._pending = pending
+        # A room read this far behind may have been trimmed past this node's
+        # position (a stream keeps at least `cap` entries): look then.
+        self._suspect = min(_COUNT, cap)
         self._halt = threading.Event()
         self._positions = {self._inbox: "0-0", _EVENTS: "0-0"}
         self._down = False
@@ -125,7 +130,7 @@ class Relay(threading.Thread):
                     if room is not None:
                         start = room.last
                         self._apply(room, entries)
-                        if len(entries) == _COUNT:
+                        if len(entries) >= self._suspect:
                             behind.append((room.name, start))
                 if entries and key in self._positions:
                     self._positions[key] = entries[-1][0]
