@@ -73,6 +73,9 @@ class ClusterBackend(Backend):
             for name in redis_scripts.__all__
         }
         self._cap = str(config.redis_history)
+        # One script call appends a batch, trimming as it goes: a batch longer
+        # than a small cap would trim its own messages before any node read them.
+        self._batch = max(1, min(_BATCH, config.redis_history // 4))
         self._tokens = itertools.count(1)
         self.pending: dict[str, Pending] = {}
         self._posts: queue.Queue[_Post | None] = queue.Queue(maxsize=4096)
@@ -87,6 +90,7 @@ class ClusterBackend(Backend):
             node=self.node,
             cap=self._cap,
             ttl=config.node_ttl,
+            on_data_lost=self._forget_rooms,
         )
 
     # -- plumbing --------------------------------------------------------------
@@ -107,6 +111,12 @@ class ClusterBackend(Backend):
 
     def _session_key(self, session: Session) -> str:
         return f"{self.node}/{session.id}"
+
+    def _forget_rooms(self) -> None:
+        # Redis starts afresh: so do the streams, and this node's places in them.
+        with self.hub.lock:
+            self.hub.rooms.clear()
+            self.relay.restart()
 
     def start(self) -> None:
         self.heartbeat.beat_once()  # fails loudly if Redis cannot be reached at start
@@ -146,6 +156,9 @@ class ClusterBackend(Backend):
         # Other nodes go on, so their clients are told even when this one stops.
         nick = session.nick
         self.hub.forget(session)
+        for token, pending in list(self.pending.items()):
+            if pending.session is session:  # echoes that can no longer arrive
+                self.pending.pop(token, None)
         if nick is None:
             return
         release = (fold(nick), self._session_key(session), reason.value)
@@ -287,7 +300,7 @@ class ClusterBackend(Backend):
         get = self._posts.get
         while True:
             posts = [get()]
-            while len(posts) < _BATCH:
+            while len(posts) < self._batch:
                 try:
                     posts.append(self._posts.get_nowait())
                 except queue.Empty:

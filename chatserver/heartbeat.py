@@ -5,16 +5,19 @@ releases the nicks and memberships of any node whose key has expired (a node
 killed with SIGKILL): their rooms hear `member_left` with reason `lost`. A
 node that finds it was itself taken for dead (Redis was out of its reach for
 longer than `ttl`) drops its clients with `unavailable`, so that they log in
-again and the cluster learns of them anew. Releases that failed while Redis
-was unreachable are retried here until they succeed.
+again and the cluster learns of them anew; so does a node that finds Redis
+lost the cluster's data (restarted without persistence). Releases that
+failed while Redis was unreachable are retried here until they succeed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from chatproto import ErrorCode, LeaveReason
@@ -38,6 +41,7 @@ class Heartbeat(threading.Thread):
         node: str,
         cap: str,
         ttl: float,
+        on_data_lost: Callable[[], None],
     ) -> None:
         super().__init__(name="chat-heartbeat", daemon=True)
         self._hub = hub
@@ -49,6 +53,8 @@ class Heartbeat(threading.Thread):
         self.every = ttl / 3
         self._halt = threading.Event()
         self._releases: deque[tuple[str, str, str]] = deque()
+        self._on_data_lost = on_data_lost
+        self._epoch = ""
         self._down = False
 
     def retry_later(self, release: tuple[str, str, str]) -> None:
@@ -57,7 +63,13 @@ class Heartbeat(threading.Thread):
 
     def beat_once(self) -> None:
         """Announce this node; raises if Redis cannot be reached."""
-        self._scripts["HEARTBEAT"](args=[self._cap, self._node, self._ttl_ms])
+        _, self._epoch = self._renew()
+
+    def _renew(self) -> tuple[int, str]:
+        reaped, epoch = self._scripts["HEARTBEAT"](
+            args=[self._cap, self._node, self._ttl_ms, secrets.token_hex(8)]
+        )
+        return int(reaped), str(epoch)
 
     def stop(self) -> None:
         self._halt.set()
@@ -86,8 +98,18 @@ class Heartbeat(threading.Thread):
 
     def _beat(self) -> None:
         run = self._scripts
-        if run["HEARTBEAT"](args=[self._cap, self._node, self._ttl_ms]):
-            self._taken_for_dead()
+        reaped, epoch = self._renew()
+        if epoch != self._epoch:
+            log.error(
+                "Redis lost the cluster's data (restarted without persistence?); message "
+                "ids start again from 1; dropping every client so that they log in anew"
+            )
+            self._epoch = epoch
+            self._drop_everyone()
+            self._on_data_lost()
+        elif reaped:
+            log.warning("this node was taken for dead while Redis was unreachable")
+            self._drop_everyone()
         while self._releases:
             run["RELEASE"](args=[self._cap, *self._releases[0]])
             self._releases.popleft()
@@ -97,8 +119,7 @@ class Heartbeat(threading.Thread):
             if released:
                 log.warning("cluster node %s stopped answering; released %d nicks", node, released)
 
-    def _taken_for_dead(self) -> None:
-        log.warning("this node was taken for dead while Redis was unreachable; dropping clients")
+    def _drop_everyone(self) -> None:
         self._releases.clear()
         hub = self._hub
         with hub.lock:

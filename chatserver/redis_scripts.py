@@ -15,6 +15,7 @@ Keys (one Redis database per cluster):
     chat:inbox:<node>        stream: direct messages for a node's clients
     chat:events              stream: renames, for every node
     chat:accounts            hash: folded nick -> password hash
+    chat:epoch               string: set once; changes only if Redis lost its data
 
 Every entry of a room's stream takes its id from `chat:seq` inside the script
 that adds it, so a stream's ids are the room's order and a message's id is
@@ -190,12 +191,15 @@ return 1
 """
 )
 
-# ARGV: cap, node, ttl in ms. 1 if the node had been reaped (its clients' state is gone).
+# ARGV: cap, node, ttl in ms, a fresh random epoch. {1 if the node had been
+# reaped (its clients' state is gone), the cluster's epoch}. The epoch is set
+# once, by the first node; a different one later means Redis lost its data.
 HEARTBEAT = (
     _PRELUDE
     + """
 redis.call('SET', 'chat:alive:' .. ARGV[2], '1', 'PX', ARGV[3])
-return redis.call('SADD', 'chat:nodes', ARGV[2])
+redis.call('SET', 'chat:epoch', ARGV[4], 'NX')
+return {redis.call('SADD', 'chat:nodes', ARGV[2]), redis.call('GET', 'chat:epoch')}
 """
 )
 

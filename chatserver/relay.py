@@ -75,6 +75,11 @@ class Relay(threading.Thread):
         if newest:
             self._positions[_EVENTS] = newest[0][0]
 
+    def restart(self) -> None:
+        """Read the inbox and events from their start: Redis lost its data.
+        Under the hub lock, as the relay's own updates of its positions."""
+        self._positions = {self._inbox: "0-0", _EVENTS: "0-0"}
+
     def wake(self, client: Any) -> None:
         """Make the relay read again now, e.g. to take in a room it did not follow."""
         with contextlib.suppress(*OUTAGES):

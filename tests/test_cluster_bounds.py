@@ -50,3 +50,22 @@ def test_a_node_left_behind_by_the_stream_cap_drops_its_members(
         # Everyone else goes on.
         assert bob.request(type="say", room="lobby", text="still here")["type"] == "message"
         assert redis.client().xlen("chat:log:lobby") < 2 * 100 + 100
+
+
+def test_a_redis_that_lost_its_data_makes_every_client_log_in_anew(tmp_path: Path) -> None:
+    with (
+        redis_server(tmp_path) as redis,
+        node(redis.url, node_ttl=1.0, **FAST) as first,
+        node(redis.url, node_ttl=1.0, **FAST) as second,
+    ):
+        alice = login(first, "alice", "lobby")
+        bob = login(second, "bob", "lobby")
+        assert alice.request(type="say", room="lobby", text="before")["type"] == "message"
+        redis.client().flushall()  # what a restart without persistence leaves
+        for wire in (alice, bob):
+            error = wire.until(lambda f: f["type"] == "error", timeout=10)
+            assert (error["code"], error["fatal"]) == ("unavailable", True)
+        # Logged in anew, both talk again across the nodes.
+        alice, bob = login(first, "alice", "lobby"), login(second, "bob", "lobby")
+        sent = alice.request(type="say", room="lobby", text="after")
+        assert bob.until(lambda f: f["type"] == "message")["id"] == sent["id"]
