@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -138,3 +141,42 @@ def login(server: ChatServer, nick: str, *rooms: str) -> Wire:
     for room in rooms:
         assert wire.request(type="join", room=room)["type"] == "joined"
     return wire
+
+
+@contextmanager
+def server_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], tuple[str, int]]]:
+    """`python -m chatserver` on a free port; killed by its PID if still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatserver", "--port", "0", "--log-level", "WARNING", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"listening on ([\d.]+):(\d+)", line)
+        assert match, f"unexpected first line {line!r}"
+        yield proc, (match.group(1), int(match.group(2)))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def assert_one_order(orders: list[list[tuple[int, str, str]]], senders: int, each: int) -> None:
+    """Every receiver's (id, nick, text) list is the same complete order, with ids
+    strictly increasing and each sender `s<i>`'s texts `<i>:<n>` in the order sent."""
+    first = orders[0]
+    ids = [m[0] for m in first]
+    assert ids == sorted(set(ids)), "ids must strictly increase, without repeats"
+    assert {text for _, _, text in first} == {
+        f"{i}:{n}" for i in range(senders) for n in range(each)
+    }
+    for other in orders[1:]:
+        assert other == first
+    for i in range(senders):
+        mine = [text for _, nick, text in first if nick == f"s{i}"]
+        assert mine == [f"{i}:{n}" for n in range(each)]

@@ -10,15 +10,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from chatserver.cluster import ClusterBackend
 from chatserver.server import ChatServer
 from tests.client.conftest import Recorder
 from tests.redis_support import RedisProcess, node, redis_server
-from tests.support import WAIT, Collector, Wire
+from tests.support import WAIT, Collector, Wire, assert_one_order, server_process
 
 Frame = dict[str, Any]
 Match = Callable[[Frame], bool]
@@ -411,18 +409,8 @@ def test_concurrent_senders_on_three_nodes_are_seen_in_one_complete_order(
                 lambda frames: sum(f["type"] == "message" for f in frames) >= total, timeout=20
             )
             orders.append([(m["id"], m["nick"], m["text"]) for m in client.frames("message")])
-        first = orders[0]
-        numbers = [m[0] for m in first]
-        assert len(first) == total
-        assert numbers == sorted(set(numbers)), "ids must strictly increase, without repeats"
-        assert {text for _, _, text in first} == {
-            f"{i}:{n}" for i in range(SENDERS) for n in range(EACH)
-        }
-        for other in orders[1:]:
-            assert other == first
-        for i in range(SENDERS):
-            mine = [text for _, nick, text in first if nick == f"s{i}"]
-            assert mine == [f"{i}:{n}" for n in range(EACH)]
+        assert len(orders[0]) == total
+        assert_one_order(orders, SENDERS, EACH)
         for client in senders:
             echoes = [f for f in client.frames("message") if f.get("ref") is not None]
             assert len(echoes) == EACH  # each echo once, and only one's own
@@ -431,39 +419,11 @@ def test_concurrent_senders_on_three_nodes_are_seen_in_one_complete_order(
 # -- a node dies without cleaning up --------------------------------------------------
 
 
-@contextmanager
-def node_process(redis_url: str) -> Iterator[tuple[subprocess.Popen[str], tuple[str, int]]]:
+def node_process(
+    redis_url: str,
+) -> AbstractContextManager[tuple[subprocess.Popen[str], tuple[str, int]]]:
     """`python -m chatserver --redis` with a one-second node TTL; killed by its PID."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chatserver",
-            "--redis",
-            redis_url,
-            "--port",
-            "0",
-            "--node-ttl",
-            "1",
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"listening on ([\d.]+):(\d+)", line)
-        assert match, f"unexpected first line {line!r}"
-        yield proc, (match.group(1), int(match.group(2)))
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    return server_process("--redis", redis_url, "--node-ttl", "1")
 
 
 def doomed_member(address: tuple[str, int], nick: str, room: str) -> Wire:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.redis_support import redis_server
-from tests.test_server_process import server_process
+from tests.support import server_process
 
 ROOT = Path(__file__).resolve().parent.parent
 

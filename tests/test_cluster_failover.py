@@ -11,7 +11,7 @@ from chatclient import Client, Reconnected, ReconnectPolicy
 from chatproto import LeaveReason, MemberLeft, RoomMessage
 from tests.client.conftest import Recorder, next_of
 from tests.redis_support import node, redis_server
-from tests.test_server_process import server_process
+from tests.support import server_process
 
 FAST_RETRY = ReconnectPolicy(initial=0.05, maximum=0.5, timeout=5.0)
 FAST = {"rate": 1000.0, "burst": 1000, "shutdown_grace": 0.5}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from tests.support import Wire, login, running
+from tests.support import Wire, assert_one_order, login, running
 
 SENDERS = 20
 RECEIVERS = 50
@@ -39,17 +39,6 @@ def test_concurrent_senders_are_seen_in_one_complete_order() -> None:
         for wire in receivers:
             seen = [wire.until(lambda f: f["type"] == "message") for _ in range(total)]
             orders.append([(m["id"], m["nick"], m["text"]) for m in seen])
-        first = orders[0]
-        ids = [m[0] for m in first]
-        assert ids == sorted(set(ids)), "ids must strictly increase"
-        assert {text for _, _, text in first} == {
-            f"{i}:{n}" for i in range(SENDERS) for n in range(EACH)
-        }
-        for other in orders[1:]:
-            assert other == first
-        # Each sender's own messages keep the order it sent them in.
-        for i in range(SENDERS):
-            mine = [t for _, nick, t in first if nick == f"s{i}"]
-            assert mine == [f"{i}:{n}" for n in range(EACH)]
+        assert_one_order(orders, SENDERS, EACH)
         for wire in receivers + senders:
             wire.close()

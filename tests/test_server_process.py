@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.support import Wire
-
-
-@contextmanager
-def server_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], tuple[str, int]]]:
-    """`python -m chatserver` on a free port; killed by its PID if still running."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chatserver", "--port", "0", "--log-level", "WARNING", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"listening on ([\d.]+):(\d+)", line)
-        assert match, f"unexpected first line {line!r}"
-        yield proc, (match.group(1), int(match.group(2)))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+from tests.support import Wire, server_process
 
 
 def test_help_lists_every_flag() -> None:
