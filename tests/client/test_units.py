@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatclient import ClientClosed, EventsDropped, ReconnectPolicy
+from chatclient.cli import parse_args
 from chatclient.inbox import Inbox
 from chatclient.pacing import Pacer
 from chatclient.resume import Tracker, missed
@@ -102,3 +103,11 @@ def test_pacer_allows_half_the_burst_then_the_rate() -> None:
     assert [pacer.reserve() for _ in range(2)] == [0.0, 0.0]
     waits = [pacer.reserve() for _ in range(3)]
     assert waits == sorted(waits) and 0.05 < waits[0] <= 0.1 and waits[2] > 0.25
+
+
+def test_fallbacks_are_read_as_host_and_port() -> None:
+    args = parse_args(["--fallback", "127.0.0.1:7879", "--fallback", "localhost:7880"])
+    assert args.fallback == [("127.0.0.1", 7879), ("localhost", 7880)]
+    for bad in ("7879", "host:", ":7879", "host:port"):
+        with pytest.raises(SystemExit):
+            parse_args(["--fallback", bad])
