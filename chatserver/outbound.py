@@ -7,6 +7,14 @@ into one buffer and hands it to a non-blocking `send`, so a busy connection
 gets dozens of frames per system call. A connection whose socket is full
 waits in the selector until it drains, and nobody else waits for it: past
 the hard limit, or above the soft limit for too long, it is dropped.
+
+Consecutive broadcasts to the same room (the same list of boxes) form a run:
+their frames are kept once, in order, and handed to each member as one joined
+buffer when another list is broadcast to, a box changes state, or the writer
+takes the queues; the few members that get something else in between (a
+sender, whose echo replaces its message) are served their part of the run
+first. So a batch of messages costs one step per member rather than one per
+member and message.
 """
 
 from __future__ import annotations
@@ -110,16 +118,73 @@ class Writer(threading.Thread):
         self._finishing: set[Outbox] = set()
         self._unclosed = 0  # finished boxes not yet closed, under the lock
         self._all_closed = threading.Condition(lock)
+        # The broadcast run, under the lock: the list of boxes it goes to, its
+        # frames, and for each box that gets something else: the index of the
+        # first frame not yet queued for it, and the indexes of those it skips.
+        self._run: list[Outbox] | None = None
+        self._run_members: set[Outbox] | None = None  # made when first needed
+        self._run_frames: list[bytes] = []
+        self._run_edits: dict[Outbox, tuple[int, tuple[int, ...]]] = {}
 
     # -- called by other threads -------------------------------------------
 
     def push(self, box: Outbox, data: bytes) -> None:
         """Queue `data` for `box` (empty: just flush). The caller holds the hub lock,
         then calls `wake`."""
-        self.push_many((box,), data)
+        if self._run is not None:
+            members = self._run_members
+            if members is None:
+                members = self._run_members = set(self._run)
+            if box in members:
+                # What the run holds for it so far comes first.
+                done, skips = self._run_edits.get(box, (0, ()))
+                frames = self._run_frames
+                self._run_edits[box] = (len(frames), ())
+                data = _part(frames, done, skips) + data
+        self._queue((box,), data)
 
     def push_many(self, boxes: Iterable[Outbox], data: bytes, skip: Outbox | None = None) -> None:
-        """`push` the same bytes to many boxes (but `skip`): the broadcast path, kept tight."""
+        """`push` the same bytes to many boxes (but `skip`): the broadcast path.
+
+        A list of boxes joins the run if it is the run's list (the same object:
+        a list passed here must not be changed in place afterwards; the hub
+        makes a new one for a room whose members change)."""
+        if boxes is not self._run:
+            self._settle()
+            if type(boxes) is not list:
+                self._queue(boxes, data, skip)
+                return
+            self._run = boxes
+        frames = self._run_frames
+        if skip is not None:
+            done, skips = self._run_edits.get(skip, (0, ()))
+            self._run_edits[skip] = (done, (*skips, len(frames)))
+        frames.append(data)
+
+    def _settle(self) -> None:
+        """Hand the rest of the run to its boxes (under the hub lock)."""
+        boxes = self._run
+        if boxes is None:
+            return
+        frames, edits, members = self._run_frames, self._run_edits, self._run_members
+        self._run = self._run_members = None
+        self._run_frames = []
+        self._run_edits = {}
+        joined = frames[0] if len(frames) == 1 else b"".join(frames)
+        if not edits:
+            self._queue(boxes, joined)
+            return
+        self._queue([box for box in boxes if box not in edits], joined)
+        if members is None:
+            members = set(boxes)
+        for box, (done, skips) in edits.items():
+            if box in members:  # a sender outside the room is only left out
+                rest = _part(frames, done, skips)
+                if rest:
+                    self._queue((box,), rest)
+
+    def _queue(self, boxes: Iterable[Outbox], data: bytes, skip: Outbox | None = None) -> None:
+        """Append `data` to each box's queue (but `skip`'s), kept tight."""
         size = len(data)
         soft = self._soft
         ready = self._ready
@@ -153,6 +218,7 @@ class Writer(threading.Thread):
 
     def drop_if_stale(self, box: Outbox, now: float, patience: float) -> bool:
         """Drop `box` if it has been above the soft limit for `patience` seconds."""
+        self._settle()
         since = box.soft_since
         if since is None or now - since < patience or box.dropped:
             return False
@@ -162,6 +228,7 @@ class Writer(threading.Thread):
     def finish(self, box: Outbox, grace: float) -> None:
         """The reader is done: flush what is queued (for at most `grace` s), then close."""
         with self._lock:
+            self._settle()
             box.finishing = True
             self._unclosed += 1
             box.finish_by = time.monotonic() + grace
@@ -188,7 +255,9 @@ class Writer(threading.Thread):
     # -- the writer thread -------------------------------------------------
 
     def run(self) -> None:
-        while not (self._stopping and not self._finishing and not self._ready):
+        while not (
+            self._stopping and not self._finishing and not self._ready and self._run is None
+        ):
             try:
                 self._round()
             except Exception:
@@ -208,6 +277,7 @@ class Writer(threading.Thread):
                 writable.append(key.data)
         self._woken = False
         with self._lock:
+            self._settle()
             ready, self._ready = self._ready, []
             for box in writable:
                 box.blocked = False
@@ -369,3 +439,15 @@ class Writer(threading.Thread):
             with self._all_closed:
                 self._unclosed -= 1
                 self._all_closed.notify_all()
+
+
+def _part(frames: list[bytes], start: int, skips: tuple[int, ...]) -> bytes:
+    """`frames` from index `start` on, but those at the indexes `skips`, joined."""
+    if not skips:
+        return b"".join(frames[start:])
+    out: list[bytes] = []
+    for index in skips:
+        out.extend(frames[start:index])
+        start = index + 1
+    out.extend(frames[start:])
+    return b"".join(out)
