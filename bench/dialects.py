@@ -6,21 +6,61 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-__all__ = ["CHAT", "IRC", "Dialect"]
+__all__ = ["CHAT", "IRC", "Counter", "Dialect"]
 
 _PAD = "x" * 40
+
+
+class Counter:
+    """Counts a byte pattern in a stream that arrives in arbitrary chunks.
+
+    `bytes.count` on each chunk alone misses a pattern split across two
+    chunks; over millions of reads that loses a few acknowledgements, and a
+    sender whose window waits for them stalls. The last `len(pattern) - 1`
+    bytes of the stream are kept to count the matches that span a boundary,
+    without copying the chunk.
+    """
+
+    __slots__ = ("keep", "pattern", "tail")
+
+    def __init__(self, pattern: bytes) -> None:
+        self.pattern = pattern
+        self.keep = len(pattern) - 1
+        self.tail = b""
+
+    def count(self, data: bytes) -> int:
+        keep = self.keep
+        found = data.count(self.pattern)
+        if self.tail:
+            # Only a match that starts in the tail and ends in `data` fits here.
+            found += (self.tail + data[:keep]).count(self.pattern)
+        if len(data) >= keep:
+            self.tail = data[len(data) - keep :]
+        else:
+            self.tail = (self.tail + data)[-keep:]
+        return found
 
 
 @dataclass(frozen=True)
 class Dialect:
     name: str
+    welcome: bytes  # appears once the server has registered the client
     ready: bytes  # appears once the client has joined its room
     delivery: bytes  # once per room message received
     ack: bytes  # once per acknowledgement of a sender's message
     echoes: bool  # the acknowledgement is the sender's own copy of its message
+    dropped: bytes  # in the last line a server sends to a client it drops as too slow
+    logs_drop: str  # in the line the server logs when it drops a client as too slow
+    # Connections at once in the connect phase (from connect until `welcome`).
+    connect_batch: int
 
     def login(self, nick: str, room: str) -> bytes:
+        """What a client sends first."""
         raise NotImplementedError
+
+    def join(self, room: str) -> bytes:
+        """What a client sends once `welcome` arrived (empty: `login` joined already)."""
+        return b""
 
     def say(self, room: str, index: int, n: int, stamp: int) -> bytes:
         raise NotImplementedError
@@ -36,6 +76,7 @@ class Dialect:
 
 class _Chat(Dialect):
     def login(self, nick: str, room: str) -> bytes:
+        # The protocol lets a client send `join` right behind `hello`.
         return b'{"type":"hello","id":0,"nick":"%s"}\n{"type":"join","id":1,"room":"%s"}\n' % (
             nick.encode(),
             room.encode(),
@@ -70,12 +111,10 @@ class _Chat(Dialect):
 
 class _Irc(Dialect):
     def login(self, nick: str, room: str) -> bytes:
-        return b"NICK %s\r\nUSER %s 0 * :%s\r\nJOIN #%s\r\n" % (
-            nick.encode(),
-            nick.encode(),
-            nick.encode(),
-            room.encode(),
-        )
+        return b"NICK %s\r\nUSER %s 0 * :%s\r\n" % (nick.encode(), nick.encode(), nick.encode())
+
+    def join(self, room: str) -> bytes:
+        return b"JOIN #%s\r\n" % room.encode()
 
     def say(self, room: str, index: int, n: int, stamp: int) -> bytes:
         # IRC does not echo a PRIVMSG to its sender; the PONG to a PING sent
@@ -103,5 +142,30 @@ class _Irc(Dialect):
         return out
 
 
-CHAT: Dialect = _Chat("threadchat", b'"type":"joined"', b'"type":"message"', b'{"ref":', True)
-IRC: Dialect = _Irc("ngircd", b" 366 ", b" PRIVMSG ", b" PONG ", False)
+CHAT: Dialect = _Chat(
+    name="threadchat",
+    welcome=b'"type":"welcome"',
+    ready=b'"type":"joined"',
+    delivery=b'"type":"message"',
+    ack=b'{"ref":',
+    echoes=True,
+    dropped=b'"slow_consumer"',
+    logs_drop="dropped as a slow consumer",
+    connect_batch=100,
+)
+# ngircd listens with a backlog of 10 (listen(sock, 10) in conn.c, not
+# configurable) and accepts one connection per pass of its main loop: more
+# handshakes at once than that overflow the accept queue, Linux drops the SYN
+# or the handshake's last ACK, and it is retried only after a timeout of 1 s,
+# then 2, 4, 8... s. Eight at a time keep the queue from overflowing.
+IRC: Dialect = _Irc(
+    name="ngircd",
+    welcome=b" 001 ",
+    ready=b" 366 ",
+    delivery=b" PRIVMSG ",
+    ack=b" PONG ",
+    echoes=False,
+    dropped=b"ERROR :",
+    logs_drop="Write buffer space exhausted (",
+    connect_batch=8,
+)

@@ -8,17 +8,27 @@ driven from one asyncio process (uvloop when installed):
   either as fast as a window of W unacknowledged messages per sender allows
   (`--rate 0`) or at a fixed rate per sender. Every client counts the room
   messages it receives with a byte search; a few probe receivers also parse
-  them for latency, order and duplicates.
-- `--mode connections`: N idle, logged-in clients spread over R rooms; the
-  time to connect them and the server's memory per connection.
+  them for latency, order and duplicates. With `--slow K`, K receivers stop
+  reading for `--pause` seconds, and the same workload is run first with
+  nobody slow, to compare the healthy receivers' latency.
+- `--mode connections`: N idle, logged-in clients spread over R rooms; how
+  many got in, the time to connect them and the server's memory per
+  connection.
 
 Server CPU is read from /proc over the sending phase, so CPU microseconds per
 delivery is a figure the generator cannot hide. A delivery is a room message
-reaching a client other than its sender.
+reaching a client other than its sender. The generator's own CPU is printed
+beside every row, and the `bound` column says which side ran out of CPU.
 
     .venv/bin/python bench/fanout.py --clients 10 100 500 --messages 4000
     .venv/bin/python bench/fanout.py --clients 10 100 500 --messages 250 --rate 50
-    .venv/bin/python bench/fanout.py --mode connections --clients 2000
+    .venv/bin/python bench/fanout.py --clients 20 --slow 2 --rate 200 --phase together \
+        --messages 2400 --server-arg=--hard-limit=262144 --server-arg=--soft-limit=65536 \
+        --server-arg=--soft-seconds=1
+    .venv/bin/python bench/fanout.py --mode connections --clients 2000 --rooms 1
+
+bench/suite.py runs every configuration of docs/BENCHMARKS.md; bench/report.py
+turns the `--json` results into its tables and plot.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.dialects import CHAT, IRC, Dialect
+from bench.dialects import CHAT, IRC, Counter, Dialect
 from bench.servers import ServerProcess, chat_server, ngircd_server, ngircd_version
 
 try:
@@ -48,6 +58,11 @@ except ImportError:  # the generator still works, only slower
 
 _T = TypeVar("_T")
 ROOM = "bench"
+# A receiver that stops reading: a small receive buffer and an Ethernet-sized
+# segment, so that loopback's autotuned buffers (megabytes) do not hide the
+# backlog from the server.
+SLOW_RCVBUF = 4096
+SLOW_MSS = 1460
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -63,17 +78,24 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
 class Peer(asyncio.Protocol):
     """One client connection. Counts deliveries; probes also parse them."""
 
-    def __init__(self, dialect: Dialect, probe: bool) -> None:
+    def __init__(self, dialect: Dialect, probe: bool, room: str) -> None:
         self.dialect = dialect
         self.probe = probe
+        self.room = room
         self.transport: asyncio.Transport | None = None
         self.delivered = 0
+        self.deliveries = Counter(dialect.delivery)
+        self.acks = Counter(dialect.ack)
         self.buf = b""
         self.received: list[tuple[str, int]] = []  # (text, receive time ns), probes only
+        self.welcomed = asyncio.Event()
         self.ready = asyncio.Event()
         self.wanted = 0
         self.done = asyncio.Event()
         self.sender: Sender | None = None
+        self.lost_at: float | None = None
+        self.slow = False  # a receiver that stops reading: look for the drop notice
+        self.told_dropped = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -81,21 +103,30 @@ class Peer(asyncio.Protocol):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        now = time.perf_counter_ns()
         dialect = self.dialect
         answer = dialect.answer(data)
         if answer:
             self.write(answer)
-        if not self.ready.is_set():
-            self.buf += data
-            at = self.buf.find(dialect.ready)
-            if at >= 0:
-                self.buf = self.buf[at:].split(b"\n", 1)[1]
-                self.ready.set()
+        if self.ready.is_set():
+            self._count(data, time.perf_counter_ns())
             return
-        delivered = data.count(dialect.delivery)
+        self.buf += data
+        if not self.welcomed.is_set() and dialect.welcome in self.buf:
+            self.welcomed.set()
+            self.write(dialect.join(self.room))
+        at = self.buf.find(dialect.ready)
+        end = self.buf.find(b"\n", at) if at >= 0 else -1
+        if end >= 0:  # the whole line that says we are in
+            rest, self.buf = self.buf[end + 1 :], b""
+            self.ready.set()
+            if rest:
+                self._count(rest, time.perf_counter_ns())
+
+    def _count(self, data: bytes, now: int) -> None:
+        dialect = self.dialect
+        delivered = self.deliveries.count(data)
         if self.sender is not None:
-            acks = data.count(dialect.ack)
+            acks = self.acks.count(data)
             if acks:
                 if dialect.echoes:
                     delivered -= acks
@@ -108,14 +139,17 @@ class Peer(asyncio.Protocol):
                 text = dialect.text_of(line)
                 if text is not None:
                     self.received.append((text, now))
+        elif self.slow and dialect.dropped in data:
+            self.told_dropped = True
         if self.wanted and self.delivered >= self.wanted:
             self.done.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost_at = time.perf_counter()
         self.done.set()
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None:
+        if self.transport is not None and data:
             self.transport.write(data)
 
 
@@ -155,25 +189,66 @@ class Sender:
             self.send_one()
 
 
-async def connect_all(
-    server: ServerProcess, dialect: Dialect, count: int, rooms: int, probes: int
-) -> tuple[list[Peer], float]:
+async def _open(
+    server: ServerProcess, dialect: Dialect, probe: bool, room: str, slow: bool
+) -> Peer:
     loop = asyncio.get_running_loop()
-    gate = asyncio.Semaphore(100)
+    if not slow:
+        _, peer = await loop.create_connection(
+            lambda: Peer(dialect, probe, room), server.host, server.port
+        )
+        return peer
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, SLOW_MSS)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (server.host, server.port))
+    except BaseException:
+        sock.close()
+        raise
+    _, peer = await loop.create_connection(lambda: Peer(dialect, probe, room), sock=sock)
+    return peer
+
+
+async def connect_all(
+    server: ServerProcess,
+    dialect: Dialect,
+    count: int,
+    rooms: int,
+    probes: int,
+    *,
+    slow: range = range(0),
+    timeout: float = 300.0,
+) -> tuple[list[Peer], float, int]:
+    """Connect, log in and join `count` clients; (the peers in, seconds, failures).
+
+    At most `dialect.connect_batch` clients are between connect and the
+    server's welcome at once; joins then proceed without a gate.
+    """
+    gate = asyncio.Semaphore(dialect.connect_batch)
+    deadline = time.perf_counter() + timeout
 
     async def one(i: int) -> Peer:
+        room = ROOM if rooms == 1 else f"room{i % rooms}"
         async with gate:
-            _, peer = await loop.create_connection(
-                lambda: Peer(dialect, i < probes), server.host, server.port
-            )
-            room = ROOM if rooms == 1 else f"room{i % rooms}"
+            peer = await _open(server, dialect, i < probes, room, i in slow)
             peer.write(dialect.login(f"c{i}", room))
-            await asyncio.wait_for(peer.ready.wait(), 120)
-            return peer
+            await asyncio.wait_for(peer.welcomed.wait(), deadline - time.perf_counter())
+        await asyncio.wait_for(peer.ready.wait(), deadline - time.perf_counter())
+        return peer
 
     start = time.perf_counter()
-    peers = await asyncio.gather(*(one(i) for i in range(count)))
-    return list(peers), time.perf_counter() - start
+    outcomes = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
+    elapsed = time.perf_counter() - start
+    peers = [p for p in outcomes if isinstance(p, Peer)]
+    return peers, elapsed, count - len(peers)
+
+
+def _close(peers: list[Peer]) -> None:
+    for peer in peers:
+        if peer.transport is not None:
+            peer.transport.close()
 
 
 # -- the runs ----------------------------------------------------------------------
@@ -186,6 +261,8 @@ class FanoutResult:
     senders: int
     messages: int
     rate: float
+    window: int
+    phase: str  # at a fixed rate: senders "spread" over each period, or all "together"
     join_s: float
     send_s: float
     deliveries: int
@@ -198,6 +275,14 @@ class FanoutResult:
     max_ms: float
     duplicates: int
     reorders: int
+    latency_samples: int
+    slow: int = 0  # receivers that stopped reading
+    pause_s: float = 0.0
+    slow_dropped: int = 0
+    slow_told: int = 0  # of those dropped, how many read the reason first
+    slow_logged: int = 0  # drops for slowness in the server's log
+    connect_failures: int = 0
+    switch_interval: float | None = None
 
     @property
     def per_s(self) -> float:
@@ -211,26 +296,65 @@ class FanoutResult:
     def complete(self) -> float:
         return self.deliveries / self.expected if self.expected else 0.0
 
+    @property
+    def bound(self) -> str:
+        """Which side ran out of CPU: each is one process that can use about a core."""
+        gen = self.gen_cpu_s / self.send_s if self.send_s else 0.0
+        srv = self.server_cpu_s / self.send_s if self.send_s else 0.0
+        if gen >= 0.9 and gen >= srv:
+            return f"generator ({gen:.0%})"
+        if srv >= 0.9:
+            return f"server ({srv:.0%})"
+        if gen + srv >= 1.8:
+            return f"both cores ({gen + srv:.0%})"
+        return f"neither ({srv:.0%}/{gen:.0%})"
+
     def row(self) -> str:
-        mode = "full" if not self.rate else f"{self.rate:g}/s"
+        mode = "full" if not self.rate else f"{self.rate:g}/s {self.phase}"
+        slow = f"{self.slow_dropped}/{self.slow} dropped" if self.slow else "-"
         return (
-            f"| {self.server} | {self.clients} | {self.senders} | {mode} | {self.per_s:,.0f} "
-            f"| {self.complete:.2%} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {self.max_ms:.1f} "
-            f"| {self.cpu_us:.2f} | {self.server_cpu_s:.2f} | {self.gen_cpu_s:.2f} "
-            f"| {self.peak_rss_mib:.0f} | {self.join_s:.2f} | {self.duplicates} | {self.reorders} |"
+            f"| {self.server} | {self.clients} | {self.senders} | {mode} | {slow} "
+            f"| {self.per_s:,.0f} | {self.complete:.2%} | {self.p50_ms:.1f} | {self.p99_ms:.1f} "
+            f"| {self.max_ms:.1f} | {self.cpu_us:.2f} | {self.server_cpu_s:.2f} "
+            f"| {self.gen_cpu_s:.2f} | {self.bound} | {self.peak_rss_mib:.0f} "
+            f"| {self.join_s:.2f} | {self.duplicates} | {self.reorders} |"
         )
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": "fanout", **asdict(self)}
+        out |= {
+            "per_s": self.per_s,
+            "cpu_us": self.cpu_us,
+            "complete": self.complete,
+            "bound": self.bound,
+        }
+        return out
 
 
 HEADER = (
-    "| server | clients | senders | rate | deliveries/s | complete | p50 ms | p99 ms | max ms "
-    "| server µs/delivery | server CPU s | generator CPU s | peak RSS MiB | join s "
-    "| dups | reorders |\n|" + "---|" * 16
+    "| server | clients | senders | rate | slow | deliveries/s | complete | p50 ms | p99 ms "
+    "| max ms | server µs/delivery | server CPU s | generator CPU s | bound (CPU/wall) "
+    "| peak RSS MiB | join s | dups | reorders |\n|" + "---|" * 18
 )
 
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def _pause(peers: list[Peer], after: float, pause: float) -> None:
+    """Stop reading on `peers` for `pause` seconds, `after` s from now. (A server's
+    close reaches a client only behind the data queued before it, so when a
+    paused client was dropped is not seen here, only that it was.)"""
+    await asyncio.sleep(after)
+    for peer in peers:
+        if peer.transport is not None and not peer.transport.is_closing():
+            peer.transport.pause_reading()
+    await asyncio.sleep(pause)
+    for peer in peers:
+        if peer.transport is not None and not peer.transport.is_closing():
+            peer.transport.resume_reading()
 
 
 async def fanout(
@@ -242,28 +366,57 @@ async def fanout(
     messages: int,
     rate: float,
     window: int,
+    phase: str = "spread",
+    slow: int = 0,
+    pause: float = 5.0,
+    pause_at: float = 2.0,
+    timeout: float = 180.0,
 ) -> FanoutResult:
-    probes = min(clients, 5)  # receivers first; senders only when there are no others
-    peers, join_s = await connect_all(server, dialect, clients, 1, probes)
+    # Probes first, then the slow receivers, senders last; probes are senders
+    # only when there are no other receivers.
+    receivers = clients - senders - slow
+    probes = min(5, receivers) if receivers > 0 else min(clients, 5)
+    slow_range = range(probes, probes + slow) if slow else range(0)
+    peers, join_s, failures = await connect_all(
+        server, dialect, clients, 1, probes, slow=slow_range
+    )
+    if failures:
+        _close(peers)
+        raise RuntimeError(f"{server.name}: {failures} of {clients} clients could not join")
+    slow_peers = [peers[i] for i in slow_range]
     sending = [
         Sender(peer, i, messages, 0 if rate else window) for i, peer in enumerate(peers[-senders:])
     ]
+    healthy = [p for p in peers if p not in slow_peers]
+    for peer in slow_peers:
+        peer.slow = True
     for peer in peers:
         peer.wanted = senders * messages - (messages if peer.sender else 0)
     cpu0, gen0, t0 = server.cpu(), time.process_time(), time.perf_counter()
-    tasks = []
+    tasks: list[asyncio.Task[Any]] = []
+    pausing: asyncio.Task[None] | None = None
+    if slow_peers:
+        pausing = asyncio.create_task(_pause(slow_peers, pause_at, pause))
     if rate:
         start = asyncio.get_running_loop().time()
-        tasks = [asyncio.create_task(s.at_rate(rate, start)) for s in sending]
+        step = 1 / rate / len(sending) if phase == "spread" else 0.0
+        tasks = [
+            asyncio.create_task(s.at_rate(rate, start + i * step)) for i, s in enumerate(sending)
+        ]
     else:
         for s in sending:
             s.start_window()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(p.done.wait() for p in peers)), 180)
+        await asyncio.wait_for(asyncio.gather(*(p.done.wait() for p in healthy)), timeout)
     send_s = time.perf_counter() - t0
     cpu1, gen1 = server.cpu(), time.process_time()
     for task in tasks:
         task.cancel()
+    if pausing is not None:
+        await pausing
+        # A slow receiver that is not dropped gets everything once it reads again.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(p.done.wait() for p in slow_peers)), 15)
     latencies: list[float] = []
     duplicates = reorders = 0
     for probe in peers[:probes]:
@@ -276,16 +429,19 @@ async def fanout(
             reorders += n <= last.get(index, -1)
             seen.add((index, n))
             last[index] = n
+    dropped = [p for p in slow_peers if p.lost_at is not None]
     result = FanoutResult(
         server=server.name,
         clients=clients,
         senders=senders,
         messages=messages,
         rate=rate,
+        window=0 if rate else window,
+        phase=phase if rate else "-",
         join_s=join_s,
         send_s=send_s,
-        deliveries=sum(min(p.delivered, p.wanted) for p in peers),
-        expected=sum(p.wanted for p in peers),
+        deliveries=sum(min(p.delivered, p.wanted) for p in healthy),
+        expected=sum(p.wanted for p in healthy),
         server_cpu_s=cpu1 - cpu0,
         gen_cpu_s=gen1 - gen0,
         peak_rss_mib=server.peak_rss() / 2**20,
@@ -294,41 +450,66 @@ async def fanout(
         max_ms=max(latencies, default=0.0),
         duplicates=duplicates,
         reorders=reorders,
+        latency_samples=len(latencies),
+        slow=slow,
+        pause_s=pause if slow else 0.0,
+        slow_dropped=len(dropped),
+        slow_told=sum(p.told_dropped for p in dropped),
+        slow_logged=server.log_lines(dialect.logs_drop),
+        switch_interval=server.switch_interval,
     )
-    for peer in peers:
-        if peer.transport is not None:
-            peer.transport.close()
+    _close(peers)
     return result
 
 
 async def connections(
-    server: ServerProcess, dialect: Dialect, clients: int, rooms: int
+    server: ServerProcess, dialect: Dialect, clients: int, rooms: int, timeout: float
 ) -> dict[str, Any]:
     base_rss = server.rss()
-    peers, join_s = await connect_all(server, dialect, clients, rooms, 0)
+    cpu0, gen0 = server.cpu(), time.process_time()
+    peers, join_s, failures = await connect_all(server, dialect, clients, rooms, 0, timeout=timeout)
+    cpu1, gen1 = server.cpu(), time.process_time()
+    await asyncio.sleep(0.5)  # let the last presence broadcasts settle
     rss = server.rss()
     figures = {
+        "mode": "connections",
         "server": server.name,
-        "clients": len(peers),
+        "clients": clients,
+        "joined": len(peers),
+        "failed": failures,
         "rooms": rooms,
         "connect_and_join_s": round(join_s, 2),
+        "server_cpu_s": round(cpu1 - cpu0, 2),
+        "gen_cpu_s": round(gen1 - gen0, 2),
         "server_rss_mib": round(rss / 2**20, 1),
-        "rss_per_connection_kib": round((rss - base_rss) / len(peers) / 1024, 1),
+        "rss_per_connection_kib": round((rss - base_rss) / max(1, len(peers)) / 1024, 1),
         "server_threads": server.threads(),
     }
-    for peer in peers:
-        if peer.transport is not None:
-            peer.transport.close()
+    _close(peers)
     return figures
 
 
-def _servers(
-    which: str, extra: list[str]
+def servers(
+    which: str, extra: list[str], switch_interval: float | None = None, root: Path | None = None
 ) -> Iterator[tuple[Dialect, AbstractContextManager[ServerProcess]]]:
     if which in ("ours", "both"):
-        yield CHAT, chat_server(extra)
+        yield CHAT, chat_server(extra, switch_interval=switch_interval, root=root)
     if which in ("ngircd", "both"):
         yield IRC, ngircd_server()
+
+
+def ratio_row(ours: FanoutResult, theirs: FanoutResult) -> str:
+    def r(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b else "-"
+
+    return (
+        f"| ours/ngircd | {ours.clients} | {ours.senders} | "
+        f"{'full' if not ours.rate else f'{ours.rate:g}/s {ours.phase}'} | | "
+        f"{r(ours.per_s, theirs.per_s)} | | {r(ours.p50_ms, theirs.p50_ms)} "
+        f"| {r(ours.p99_ms, theirs.p99_ms)} | {r(ours.max_ms, theirs.max_ms)} "
+        f"| {r(ours.cpu_us, theirs.cpu_us)} | | {r(ours.gen_cpu_s, theirs.gen_cpu_s)} | "
+        f"| {r(ours.peak_rss_mib, theirs.peak_rss_mib)} | {r(ours.join_s, theirs.join_s)} | | |"
+    )
 
 
 def main() -> None:
@@ -340,40 +521,70 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000, help="per sender")
     parser.add_argument("--rate", type=float, default=0.0, help="per sender; 0: full speed")
     parser.add_argument("--window", type=int, default=8, help="unacknowledged per sender")
+    parser.add_argument(
+        "--phase",
+        choices=("spread", "together"),
+        default="spread",
+        help="with --rate: senders evenly spread over each period, or all at its start",
+    )
+    parser.add_argument("--slow", type=int, default=0, help="receivers that stop reading")
+    parser.add_argument("--pause", type=float, default=5.0, help="seconds the slow ones stop")
+    parser.add_argument("--pause-at", type=float, default=2.0, help="seconds into sending")
     parser.add_argument("--rooms", type=int, default=100, help="connections mode")
+    parser.add_argument("--timeout", type=float, default=180.0, help="per phase, seconds")
     parser.add_argument("--json", type=Path, help="also append results to this file")
     parser.add_argument("--server-arg", action="append", default=[], help="extra flag for ours")
+    parser.add_argument(
+        "--switch-interval", type=float, help="sys.setswitchinterval for our server, seconds"
+    )
+    parser.add_argument(
+        "--server-root", type=Path, help="run our server from the packages in this directory"
+    )
     args = parser.parse_args()
     if args.server != "ours" and ngircd_version() is None:
         parser.error("ngircd is not installed (Debian package 'ngircd'); use --server ours")
     print(f"# generator: {'uvloop' if _uvloop else 'asyncio'}, python {sys.version.split()[0]}")
-    print(f"# ngircd: {ngircd_version()}")
+    print(f"# ngircd: {ngircd_version()}; our server's flags: {' '.join(args.server_arg) or '-'}")
     if args.mode == "fanout":
         print(HEADER)
     for clients in args.clients:
-        for dialect, starting in _servers(args.server, args.server_arg):
-            with starting as server:
-                if args.mode == "fanout":
-                    result = _run(
-                        fanout(
-                            server,
-                            dialect,
-                            clients,
-                            senders=args.senders,
-                            messages=args.messages,
-                            rate=args.rate,
-                            window=args.window,
+        rows: dict[str, FanoutResult] = {}
+        for slow in [0, args.slow] if args.slow else [0]:
+            for dialect, starting in servers(
+                args.server, args.server_arg, args.switch_interval, args.server_root
+            ):
+                with starting as server:
+                    if args.mode == "fanout":
+                        result = _run(
+                            fanout(
+                                server,
+                                dialect,
+                                clients,
+                                senders=args.senders,
+                                messages=args.messages,
+                                rate=args.rate,
+                                window=args.window,
+                                phase=args.phase,
+                                slow=slow,
+                                pause=args.pause,
+                                pause_at=args.pause_at,
+                                timeout=args.timeout,
+                            )
                         )
-                    )
-                    print(result.row(), flush=True)
-                    record: dict[str, Any] = asdict(result)
-                    record |= {"per_s": result.per_s, "cpu_us": result.cpu_us}
-                else:
-                    record = _run(connections(server, dialect, clients, args.rooms))
-                    print(json.dumps(record), flush=True)
-                if args.json:
-                    with args.json.open("a") as out:
-                        out.write(json.dumps(record) + "\n")
+                        print(result.row(), flush=True)
+                        rows[server.name] = result
+                        record = result.record()
+                    else:
+                        record = _run(
+                            connections(server, dialect, clients, args.rooms, args.timeout)
+                        )
+                        print(json.dumps(record), flush=True)
+                    if args.json:
+                        with args.json.open("a") as out:
+                            out.write(json.dumps(record) + "\n")
+            if {"threadchat", "ngircd"} <= rows.keys():
+                print(ratio_row(rows["threadchat"], rows["ngircd"]), flush=True)
+            rows = {}
 
 
 if __name__ == "__main__":

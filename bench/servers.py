@@ -29,6 +29,15 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     host: str
     port: int
+    switch_interval: float | None = None  # our server's GIL switch interval, if not 5 ms
+    log: Path | None = None  # where its log goes
+
+    def log_lines(self, text: str) -> int:
+        """How many lines of the server's log so far contain `text`."""
+        if self.log is None or not self.log.exists():
+            return 0
+        with self.log.open(errors="replace") as lines:
+            return sum(text in line for line in lines)
 
     def cpu(self) -> float:
         """CPU seconds (user + system) the server has used so far."""
@@ -49,8 +58,16 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def _process(name: str, cmd: list[str], host: str, port: int | None) -> Iterator[ServerProcess]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=_ROOT)
+def _process(
+    name: str, cmd: list[str], host: str, port: int | None, *, log: Path, cwd: Path = _ROOT
+) -> Iterator[ServerProcess]:
+    # Only ours is read from a pipe (for the port it prints, once); its log
+    # (stderr), and all ngircd prints in the foreground, go to a file: a pipe
+    # nobody reads would stop ngircd once 64 KiB of log lines are in it.
+    logfile = log.open("wb")
+    out = subprocess.PIPE if port is None else logfile
+    proc = subprocess.Popen(cmd, stdout=out, stderr=logfile, cwd=cwd)
+    logfile.close()
     try:
         if port is None:  # ours prints where it listens
             assert proc.stdout is not None
@@ -61,7 +78,7 @@ def _process(name: str, cmd: list[str], host: str, port: int | None) -> Iterator
             host, port = match.group(1), int(match.group(2))
         else:
             _wait_listening(host, port, proc)
-        yield ServerProcess(name, proc, host, port)
+        yield ServerProcess(name, proc, host, port, log=log)
     finally:
         proc.terminate()
         try:
@@ -118,8 +135,14 @@ def chat_command(host: str, port: int, db: Path, *extra: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def chat_server(extra: list[str]) -> Iterator[ServerProcess]:
-    """Our server, SQLite store in a temporary directory, limits out of the way."""
+def chat_server(
+    extra: list[str], *, switch_interval: float | None = None, root: Path | None = None
+) -> Iterator[ServerProcess]:
+    """Our server, SQLite store in a temporary directory, limits out of the way.
+
+    With `switch_interval`, it runs through bench/gilserver.py with that GIL
+    switch interval; with `root`, from the packages in that directory (another
+    checkout, e.g. to compare two versions) instead of this one."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = chat_command(
             "127.0.0.1",
@@ -133,7 +156,12 @@ def chat_server(extra: list[str]) -> Iterator[ServerProcess]:
             "0",
             *extra,
         )
-        with _process("threadchat", cmd, "127.0.0.1", None) as server:
+        if switch_interval is not None:
+            script = str(_ROOT / "bench" / "gilserver.py")
+            cmd[1:3] = [script, str(switch_interval)]
+        log = Path(tmp) / "server.log"
+        with _process("threadchat", cmd, "127.0.0.1", None, log=log, cwd=root or _ROOT) as server:
+            server.switch_interval = switch_interval
             yield server
 
 
@@ -178,5 +206,6 @@ def ngircd_server() -> Iterator[ServerProcess]:
         port = _free_port()
         conf = Path(tmp) / "ngircd.conf"
         conf.write_text(_NGIRCD_CONF.format(port=port, uid=os.getuid(), gid=os.getgid()))
-        with _process("ngircd", [binary, "-n", "-f", str(conf)], "127.0.0.1", port) as server:
+        cmd = [binary, "-n", "-f", str(conf)]
+        with _process("ngircd", cmd, "127.0.0.1", port, log=Path(tmp) / "ngircd.log") as server:
             yield server
