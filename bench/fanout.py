@@ -14,6 +14,9 @@ driven from one asyncio process (uvloop when installed):
 - `--mode connections`: N idle, logged-in clients spread over R rooms; how
   many got in, the time to connect them and the server's memory per
   connection.
+- `--nodes 1 2 3`: cluster mode, our server only: a redis-server and that
+  many nodes sharing it, the clients spread evenly over the nodes; Redis's
+  own CPU is reported beside the nodes'.
 
 Server CPU is read from /proc over the sending phase, so CPU microseconds per
 delivery is a figure the generator cannot hide. A delivery is a room message
@@ -26,6 +29,7 @@ beside every row, and the `bound` column says which side ran out of CPU.
         --messages 2400 --server-arg=--hard-limit=262144 --server-arg=--soft-limit=65536 \
         --server-arg=--soft-seconds=1
     .venv/bin/python bench/fanout.py --mode connections --clients 2000 --rooms 1
+    .venv/bin/python bench/fanout.py --nodes 1 2 3 --clients 100 --messages 2000
 
 bench/suite.py runs every configuration of docs/BENCHMARKS.md; bench/report.py
 turns the `--json` results into its tables and plot.
@@ -49,7 +53,16 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.dialects import CHAT, IRC, Counter, Dialect
-from bench.servers import ServerProcess, chat_server, ngircd_server, ngircd_version
+from bench.servers import (
+    Cluster,
+    ServerProcess,
+    chat_cluster,
+    chat_server,
+    ngircd_server,
+    ngircd_version,
+)
+
+Target = ServerProcess | Cluster
 
 try:
     import uvloop as _uvloop  # type: ignore[import-not-found,unused-ignore]
@@ -190,20 +203,18 @@ class Sender:
 
 
 async def _open(
-    server: ServerProcess, dialect: Dialect, probe: bool, room: str, slow: bool
+    address: tuple[str, int], dialect: Dialect, probe: bool, room: str, slow: bool
 ) -> Peer:
     loop = asyncio.get_running_loop()
     if not slow:
-        _, peer = await loop.create_connection(
-            lambda: Peer(dialect, probe, room), server.host, server.port
-        )
+        _, peer = await loop.create_connection(lambda: Peer(dialect, probe, room), *address)
         return peer
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, SLOW_MSS)
         sock.setblocking(False)
-        await loop.sock_connect(sock, (server.host, server.port))
+        await loop.sock_connect(sock, address)
     except BaseException:
         sock.close()
         raise
@@ -212,7 +223,7 @@ async def _open(
 
 
 async def connect_all(
-    server: ServerProcess,
+    server: Target,
     dialect: Dialect,
     count: int,
     rooms: int,
@@ -232,7 +243,8 @@ async def connect_all(
     async def one(i: int) -> Peer:
         room = ROOM if rooms == 1 else f"room{i % rooms}"
         async with gate:
-            peer = await _open(server, dialect, i < probes, room, i in slow)
+            address = server.addresses[i % len(server.addresses)]
+            peer = await _open(address, dialect, i < probes, room, i in slow)
             peer.write(dialect.login(f"c{i}", room))
             await asyncio.wait_for(peer.welcomed.wait(), deadline - time.perf_counter())
         await asyncio.wait_for(peer.ready.wait(), deadline - time.perf_counter())
@@ -283,6 +295,8 @@ class FanoutResult:
     slow_logged: int = 0  # drops for slowness in the server's log
     connect_failures: int = 0
     switch_interval: float | None = None
+    nodes: int = 1  # cluster nodes the clients were spread over (0: a single server)
+    redis_cpu_s: float = 0.0  # in cluster mode: Redis's own CPU over the sending phase
 
     @property
     def per_s(self) -> float:
@@ -320,6 +334,17 @@ class FanoutResult:
             f"| {self.join_s:.2f} | {self.duplicates} | {self.reorders} |"
         )
 
+    def cluster_row(self) -> str:
+        mode = "full" if not self.rate else f"{self.rate:g}/s {self.phase}"
+        sent = self.senders * self.messages
+        return (
+            f"| {self.nodes} | {self.clients} | {mode} | {self.per_s:,.0f} "
+            f"| {self.complete:.2%} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | {self.max_ms:.1f} "
+            f"| {self.cpu_us:.2f} | {self.server_cpu_s:.2f} | {self.redis_cpu_s:.2f} "
+            f"| {self.redis_cpu_s / sent * 1e6:.1f} | {self.gen_cpu_s:.2f} "
+            f"| {self.duplicates} | {self.reorders} |"
+        )
+
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": "fanout", **asdict(self)}
         out |= {
@@ -330,6 +355,12 @@ class FanoutResult:
         }
         return out
 
+
+CLUSTER_HEADER = (
+    "| nodes | clients | rate | deliveries/s | complete | p50 ms | p99 ms | max ms "
+    "| nodes' µs/delivery | nodes' CPU s | Redis CPU s | Redis µs/message | generator CPU s "
+    "| dups | reorders |\n|" + "---|" * 15
+)
 
 HEADER = (
     "| server | clients | senders | rate | slow | deliveries/s | complete | p50 ms | p99 ms "
@@ -358,7 +389,7 @@ async def _pause(peers: list[Peer], after: float, pause: float) -> None:
 
 
 async def fanout(
-    server: ServerProcess,
+    server: Target,
     dialect: Dialect,
     clients: int,
     *,
@@ -392,6 +423,7 @@ async def fanout(
         peer.slow = True
     for peer in peers:
         peer.wanted = senders * messages - (messages if peer.sender else 0)
+    redis0 = server.redis.cpu() if isinstance(server, Cluster) else 0.0
     cpu0, gen0, t0 = server.cpu(), time.process_time(), time.perf_counter()
     tasks: list[asyncio.Task[Any]] = []
     pausing: asyncio.Task[None] | None = None
@@ -410,6 +442,7 @@ async def fanout(
         await asyncio.wait_for(asyncio.gather(*(p.done.wait() for p in healthy)), timeout)
     send_s = time.perf_counter() - t0
     cpu1, gen1 = server.cpu(), time.process_time()
+    redis1 = server.redis.cpu() if isinstance(server, Cluster) else 0.0
     for task in tasks:
         task.cancel()
     if pausing is not None:
@@ -457,13 +490,15 @@ async def fanout(
         slow_told=sum(p.told_dropped for p in dropped),
         slow_logged=server.log_lines(dialect.logs_drop),
         switch_interval=server.switch_interval,
+        nodes=len(server.nodes) if isinstance(server, Cluster) else 0,
+        redis_cpu_s=redis1 - redis0,
     )
     _close(peers)
     return result
 
 
 async def connections(
-    server: ServerProcess, dialect: Dialect, clients: int, rooms: int, timeout: float
+    server: Target, dialect: Dialect, clients: int, rooms: int, timeout: float
 ) -> dict[str, Any]:
     base_rss = server.rss()
     cpu0, gen0 = server.cpu(), time.process_time()
@@ -490,8 +525,18 @@ async def connections(
 
 
 def servers(
-    which: str, extra: list[str], switch_interval: float | None = None, root: Path | None = None
-) -> Iterator[tuple[Dialect, AbstractContextManager[ServerProcess]]]:
+    which: str,
+    extra: list[str],
+    switch_interval: float | None = None,
+    root: Path | None = None,
+    *,
+    nodes: list[int] | None = None,
+    fsync: str = "always",
+) -> Iterator[tuple[Dialect, AbstractContextManager[Target]]]:
+    if nodes:
+        for count in nodes:
+            yield CHAT, chat_cluster(count, extra, fsync=fsync)
+        return
     if which in ("ours", "both"):
         yield CHAT, chat_server(extra, switch_interval=switch_interval, root=root)
     if which in ("ngircd", "both"):
@@ -540,18 +585,38 @@ def main() -> None:
     parser.add_argument(
         "--server-root", type=Path, help="run our server from the packages in this directory"
     )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        nargs="+",
+        help="cluster mode: our server as this many nodes on one redis-server, clients "
+        "spread evenly over them (one run per count; ngircd is not run)",
+    )
+    parser.add_argument(
+        "--redis-fsync",
+        choices=("always", "everysec", "no"),
+        default="always",
+        help="cluster mode: Redis's appendfsync",
+    )
     args = parser.parse_args()
+    if args.nodes:
+        args.server = "ours"
     if args.server != "ours" and ngircd_version() is None:
         parser.error("ngircd is not installed (Debian package 'ngircd'); use --server ours")
     print(f"# generator: {'uvloop' if _uvloop else 'asyncio'}, python {sys.version.split()[0]}")
     print(f"# ngircd: {ngircd_version()}; our server's flags: {' '.join(args.server_arg) or '-'}")
     if args.mode == "fanout":
-        print(HEADER)
+        print(CLUSTER_HEADER if args.nodes else HEADER)
     for clients in args.clients:
         rows: dict[str, FanoutResult] = {}
         for slow in [0, args.slow] if args.slow else [0]:
             for dialect, starting in servers(
-                args.server, args.server_arg, args.switch_interval, args.server_root
+                args.server,
+                args.server_arg,
+                args.switch_interval,
+                args.server_root,
+                nodes=args.nodes,
+                fsync=args.redis_fsync,
             ):
                 with starting as server:
                     if args.mode == "fanout":
@@ -571,7 +636,7 @@ def main() -> None:
                                 timeout=args.timeout,
                             )
                         )
-                        print(result.row(), flush=True)
+                        print(result.cluster_row() if args.nodes else result.row(), flush=True)
                         rows[server.name] = result
                         record = result.record()
                     else:

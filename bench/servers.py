@@ -16,7 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServerProcess", "chat_command", "chat_server", "ngircd_server", "ngircd_version"]
+__all__ = [
+    "Cluster",
+    "ServerProcess",
+    "chat_cluster",
+    "chat_command",
+    "chat_server",
+    "ngircd_server",
+    "ngircd_version",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -55,6 +63,40 @@ class ServerProcess:
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/task"))
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port)]
+
+
+@dataclass
+class Cluster:
+    """Our server as nodes of a cluster sharing one redis-server; clients are
+    spread over `addresses`. Figures are the nodes' together; Redis's apart."""
+
+    nodes: list[ServerProcess]
+    redis: ServerProcess
+    name: str = "threadchat"
+    switch_interval: float | None = None
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(node.host, node.port) for node in self.nodes]
+
+    def log_lines(self, text: str) -> int:
+        return sum(node.log_lines(text) for node in self.nodes)
+
+    def cpu(self) -> float:
+        return sum(node.cpu() for node in self.nodes)
+
+    def rss(self) -> int:
+        return sum(node.rss() for node in self.nodes)
+
+    def peak_rss(self) -> int:
+        return sum(node.peak_rss() for node in self.nodes)
+
+    def threads(self) -> int:
+        return sum(node.threads() for node in self.nodes)
 
 
 @contextlib.contextmanager
@@ -163,6 +205,30 @@ def chat_server(
         with _process("threadchat", cmd, "127.0.0.1", None, log=log, cwd=root or _ROOT) as server:
             server.switch_interval = switch_interval
             yield server
+
+
+@contextlib.contextmanager
+def chat_cluster(nodes: int, extra: list[str], *, fsync: str = "always") -> Iterator[Cluster]:
+    """`nodes` of our server on one redis-server (append-only file, `appendfsync
+    fsync`), each with the limits of `chat_server`."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        port = _free_port()
+        redis_cmd = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp]
+        redis_cmd += ["--save", "", "--appendonly", "yes", "--appendfsync", fsync]
+        redis = stack.enter_context(
+            _process("redis", redis_cmd, "127.0.0.1", port, log=Path(tmp) / "redis.log")
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        started = []
+        for i in range(nodes):
+            cmd = chat_command("127.0.0.1", 0, Path(tmp) / "unused.db", "--redis", url)
+            cmd += ["--max-members", "2000", "--ping-interval", "3600", "--history", "0", *extra]
+            log = Path(tmp) / f"node{i}.log"
+            started.append(
+                stack.enter_context(_process(f"node{i}", cmd, "127.0.0.1", None, log=log))
+            )
+        yield Cluster(started, redis)
 
 
 _NGIRCD_CONF = """\
