@@ -81,7 +81,11 @@ class ClusterBackend(Backend):
         self._posts: queue.Queue[_Post | None] = queue.Queue(maxsize=4096)
         self._poster = threading.Thread(target=self._post_loop, name="chat-poster", daemon=True)
         self.relay = Relay(
-            hub, connect(url, timeout=30.0), self.node, self.pending, cap=config.redis_history
+            hub,
+            connect(url, timeout=30.0, connections=2),
+            self.node,
+            self.pending,
+            cap=config.redis_history,
         )
         self.heartbeat = Heartbeat(
             hub,

@@ -112,8 +112,10 @@ class Handler:
         session.refused = 0
         try:
             return self._commands[item.type](session, item)
-        except Unavailable:
-            log.warning("%s: %r refused: the shared state is unreachable", session.id, item.type)
+        except Unavailable as exc:
+            log.warning(
+                "%s: %r refused: the shared state is unreachable: %s", session.id, item.type, exc
+            )
             return self._fail(
                 session,
                 ErrorCode.UNAVAILABLE,

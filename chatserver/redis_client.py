@@ -26,15 +26,22 @@ OUTAGES = (
 Entry = tuple[str, dict[str, str]]  # a stream entry: its id and its fields
 
 
-def connect(url: str, *, timeout: float = 5.0) -> Any:
-    """A client for `url` that answers in text and gives up after `timeout` seconds."""
-    return redis.Redis.from_url(
+def connect(url: str, *, timeout: float = 5.0, connections: int = 32) -> Any:
+    """A client for `url` that answers in text and gives up after `timeout` seconds.
+
+    Its threads share at most `connections` connections: a thread waits (up to
+    `timeout`) for one to be free rather than open another, so a burst of
+    logins does not become a burst of connections to Redis."""
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=connections,
+        timeout=timeout,
         decode_responses=True,
         protocol=2,
         socket_timeout=timeout,
         socket_connect_timeout=min(timeout, 2.0),
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def entry_number(entry_id: str) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from chatserver.cluster import ClusterBackend
 from tests.redis_support import node, redis_server
-from tests.support import login
+from tests.support import Wire, login
 
 FAST = {"rate": 10000.0, "burst": 10000, "shutdown_grace": 0.5}
 
@@ -69,3 +69,20 @@ def test_a_redis_that_lost_its_data_makes_every_client_log_in_anew(tmp_path: Pat
         alice, bob = login(first, "alice", "lobby"), login(second, "bob", "lobby")
         sent = alice.request(type="say", room="lobby", text="after")
         assert bob.until(lambda f: f["type"] == "message")["id"] == sent["id"]
+
+
+def test_a_burst_of_logins_shares_a_bounded_set_of_redis_connections(tmp_path: Path) -> None:
+    with (
+        redis_server(tmp_path) as redis,
+        node(redis.url, max_per_address=1000, **FAST) as server,
+    ):
+        wires = [Wire(server.address) for _ in range(300)]
+        for i, wire in enumerate(wires):
+            wire.send(id=1, type="hello", nick=f"n{i}")
+            wire.send(id=2, type="join", room="lobby")
+        for wire in wires:
+            assert wire.until(lambda f: f.get("ref") == 2, timeout=30)["type"] == "joined"
+        clients = redis.client().client_list()
+        assert len(clients) <= 32 + 2 + 1  # the pool, the relay's, this one
+        for wire in wires:
+            wire.close()
