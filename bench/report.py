@@ -22,7 +22,10 @@ Record = dict[str, Any]
 
 
 def load(path: Path) -> list[Record]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The single-server runs of a results file (cluster runs, `--nodes`, have
+    their own table in docs/BENCHMARKS.md, printed by bench/fanout.py)."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if not r.get("nodes")]
 
 
 def _rate(r: Record) -> str:

@@ -1,7 +1,7 @@
-"""Every fan-out and connection run of docs/BENCHMARKS.md, against both servers,
-then its tables and plot: one command.
+"""Every fan-out, connection and cluster run of docs/BENCHMARKS.md, then its
+tables and plot: one command.
 
-    .venv/bin/python bench/suite.py                     # about 6 minutes on 2 cores
+    .venv/bin/python bench/suite.py                     # about 10 minutes on 2 cores
     .venv/bin/python bench/suite.py --only fanout slow  # a part of it
 
 Each step is one bench/fanout.py command line (printed before it runs), with
@@ -57,6 +57,13 @@ STEPS: dict[str, list[list[str]]] = {
     "connections": [
         ["--mode", "connections", "--clients", "10000", "--rooms", "100"],
         ["--mode", "connections", "--clients", "2000", "--rooms", "1"],
+    ],
+    # Our server as 1, 2 and 3 cluster nodes on one redis-server, beside itself alone.
+    "cluster": [
+        ["--server", "ours", "--clients", "100", "500", "--messages", "2000"],
+        ["--nodes", "1", "2", "3", "--clients", "100", "500", "--messages", "2000"],
+        ["--server", "ours", "--clients", "100", "--messages", "250", "--rate", "50"],
+        ["--nodes", "1", "2", "3", "--clients", "100", "--messages", "250", "--rate", "50"],
     ],
 }
 
