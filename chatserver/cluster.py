@@ -192,7 +192,7 @@ class ClusterBackend(Backend):
         while not self.hub.enter(
             session, room, ref=ref, topic=topic, members=members, max_frame=config.max_frame
         ):
-            # Nobody here is in the room yet: read where its stream stands, then follow it.
+            # This node does not follow the room yet: read where its stream stands, follow it.
             messages, _, top = self.page(room, before=None, after=None, limit=config.history)
             self.hub.follow(room, topic, messages, top)
             self.relay.wake(self._redis)
