@@ -24,7 +24,7 @@ from chatproto import ErrorCode, LeaveReason
 from chatserver.housekeeping import kick
 from chatserver.hub import Hub
 from chatserver.logs import log_failure
-from chatserver.redis_client import OUTAGES
+from chatserver.redis_client import OUTAGES, OutageLog
 
 __all__ = ["Heartbeat"]
 
@@ -55,7 +55,7 @@ class Heartbeat(threading.Thread):
         self._releases: deque[tuple[str, str, str]] = deque()
         self._on_data_lost = on_data_lost
         self._epoch = ""
-        self._down = False
+        self._outage = OutageLog(log, "heartbeat")
 
     def retry_later(self, release: tuple[str, str, str]) -> None:
         """Keep a failed release (folded nick, session key, reason) for the next beat."""
@@ -85,16 +85,12 @@ class Heartbeat(threading.Thread):
             try:
                 self._beat()
             except OUTAGES as exc:
-                if not self._down:
-                    log.warning("Redis unreachable; heartbeat retrying: %s", exc)
-                    self._down = True
+                self._outage.down(exc)
                 continue
             except Exception:
                 log_failure(log, "heartbeat failed")
                 continue
-            if self._down:
-                log.info("Redis reachable again; heartbeat resumed")
-                self._down = False
+            self._outage.up()
 
     def _beat(self) -> None:
         run = self._scripts

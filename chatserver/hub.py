@@ -154,6 +154,20 @@ class Hub:
         if session.nick is not None and self._nicks.get(fold(session.nick)) is session:
             del self._nicks[fold(session.nick)]
 
+    def _take_nick(self, session: Session, new: str) -> list[Room]:
+        """Move `session` to nick `new` here; the rooms here it is in."""
+        old = session.nick
+        assert old is not None
+        if self._nicks.get(fold(old)) is session:
+            del self._nicks[fold(old)]
+        self._nicks[fold(new)] = session
+        session.nick = new
+        rooms = [self.rooms[name] for name in session.rooms if name in self.rooms]
+        for room in rooms:
+            room.members.pop(fold(old), None)
+            room.members[fold(new)] = session
+        return rooms
+
     def _leave(self, room: Room, session: Session) -> None:
         if session.nick is not None:
             room.members.pop(fold(session.nick), None)
@@ -215,14 +229,8 @@ class Hub:
             holder = self._nicks.get(fold(new))
             if holder is not None and holder is not session:
                 return False
-            del self._nicks[fold(old)]
-            self._nicks[fold(new)] = session
-            session.nick = new
             audience: dict[int, Outbox] = {}
-            for name in session.rooms:
-                room = self.rooms[name]
-                del room.members[fold(old)]
-                room.members[fold(new)] = session
+            for room in self._take_nick(session, new):
                 for box in room.boxes:
                     audience[id(box)] = box
             event = Renamed(old=old, new=new)
@@ -356,15 +364,7 @@ class Hub:
         old = session.nick
         assert old is not None
         with self.lock:
-            if self._nicks.get(fold(old)) is session:
-                del self._nicks[fold(old)]
-            self._nicks[fold(new)] = session
-            session.nick = new
-            for name in session.rooms:
-                room = self.rooms.get(name)
-                if room is not None:
-                    room.members.pop(fold(old), None)
-                    room.members[fold(new)] = session
+            self._take_nick(session, new)
             self._send(session, Renamed(ref=ref, old=old, new=new))
         self.writer.wake()
 

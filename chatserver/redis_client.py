@@ -7,6 +7,7 @@ replies are read as the text they are.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis
@@ -14,7 +15,7 @@ import redis.exceptions
 
 from chatproto import RoomMessage
 
-__all__ = ["OUTAGES", "Entry", "connect", "entry_number", "message_of"]
+__all__ = ["OUTAGES", "Entry", "OutageLog", "connect", "entry_number", "message_of"]
 
 # What a lost, restarting or loading Redis raises; anything else is a fault of ours.
 OUTAGES = (
@@ -58,3 +59,22 @@ def message_of(room: str, entry_id: str, fields: dict[str, str]) -> RoomMessage:
         text=fields["text"],
         ts=int(fields["ts"]),
     )
+
+
+class OutageLog:
+    """Says once that Redis went out of reach for a thread, and once that it came back."""
+
+    def __init__(self, log: logging.Logger, who: str) -> None:
+        self._log = log
+        self._who = who
+        self._down = False
+
+    def down(self, exc: Exception) -> None:
+        if not self._down:
+            self._log.warning("Redis unreachable; %s retrying: %s", self._who, exc)
+            self._down = True
+
+    def up(self) -> None:
+        if self._down:
+            self._log.info("Redis reachable again; %s resumed", self._who)
+            self._down = False

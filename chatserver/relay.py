@@ -31,7 +31,7 @@ from chatserver.housekeeping import kick
 from chatserver.hub import Hub, Room, fold
 from chatserver.logs import log_failure
 from chatserver.outbound import Outbox
-from chatserver.redis_client import OUTAGES, Entry, entry_number, message_of
+from chatserver.redis_client import OUTAGES, Entry, OutageLog, entry_number, message_of
 from chatserver.session import Session
 
 __all__ = ["Pending", "Relay"]
@@ -67,7 +67,7 @@ class Relay(threading.Thread):
         self._suspect = min(_COUNT, cap)
         self._halt = threading.Event()
         self._positions = {self._inbox: "0-0", _EVENTS: "0-0"}
-        self._down = False
+        self._outage = OutageLog(log, "relay")
 
     def prime(self) -> None:
         """Start the events stream from its end: renames before this node are not ours."""
@@ -98,9 +98,7 @@ class Relay(threading.Thread):
             except OUTAGES as exc:
                 if self._halt.is_set():
                     return
-                if not self._down:
-                    log.warning("Redis unreachable; relay retrying: %s", exc)
-                    self._down = True
+                self._outage.down(exc)
                 self._halt.wait(delay)
                 delay = min(2.0, delay * 2)
                 continue
@@ -110,9 +108,7 @@ class Relay(threading.Thread):
                 log_failure(log, "relay failed a round")
                 self._halt.wait(delay)
                 continue
-            if self._down:
-                log.info("Redis reachable again; relay resumed")
-                self._down = False
+            self._outage.up()
             delay = 0.1
 
     def _round(self) -> None:
