@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from chatserver.config import ServerConfig
@@ -144,26 +145,38 @@ def login(server: ChatServer, nick: str, *rooms: str) -> Wire:
 
 
 @contextmanager
-def server_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], tuple[str, int]]]:
-    """`python -m chatserver` on a free port; killed by its PID if still running."""
+def listening_process(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str, tuple[str, int]]]:
+    """`python -m chatserver` on a free port: the process, the line that says where
+    it listens, and that address; killed by its PID if still running."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatserver", "--port", "0", "--log-level", "WARNING", *args],
+        [sys.executable, "-m", "chatserver", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=env,
+        cwd=cwd,
     )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         match = re.search(r"listening on ([\d.]+):(\d+)", line)
         assert match, f"unexpected first line {line!r}"
-        yield proc, (match.group(1), int(match.group(2)))
+        yield proc, line, (match.group(1), int(match.group(2)))
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@contextmanager
+def server_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], tuple[str, int]]]:
+    """`python -m chatserver` on a free port, logging warnings only."""
+    with listening_process("--log-level", "WARNING", *args) as (proc, _, address):
+        yield proc, address
 
 
 def assert_one_order(orders: list[list[tuple[int, str, str]]], senders: int, each: int) -> None:

@@ -7,7 +7,6 @@ Certificates are made at test time with the `openssl` command (tests/tls_support
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import ssl
 import subprocess
@@ -39,7 +38,7 @@ from chatserver.server import ChatServer
 from chatserver.sqlite_store import SQLiteStore
 from tests.client.conftest import Recorder, next_of, start_on_port, start_server
 from tests.client.procs import ROOT, env, run_client
-from tests.support import WAIT, Wire, running
+from tests.support import WAIT, Wire, listening_process, running
 from tests.tls_support import OPENSSL, Pki, TlsWire, make_pki, tls_settings
 
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command")
@@ -464,26 +463,8 @@ def test_reconnection_stays_tls(pki: Pki, tmp_path: Path) -> None:
 @contextmanager
 def server_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
     """`python -m chatserver` on a free port; yields its listening line and port."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chatserver", "--port", "0", "--store", "memory", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env(),
-        cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"listening on [\d.]+:(\d+)", line)
-        assert match, f"unexpected first line {line!r}"
-        yield proc, line, int(match.group(1))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with listening_process("--store", "memory", *args, env=env(), cwd=ROOT) as (proc, line, at):
+        yield proc, line, at[1]
 
 
 def test_server_cli_serves_tls(pki: Pki) -> None:
