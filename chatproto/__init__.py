@@ -22,6 +22,7 @@ from chatproto.errors import (
 from chatproto.framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_object
 from chatproto.messages import (
     MAX_HISTORY_PAGE,
+    MAX_LIST_PAGE,
     MAX_TEXT,
     MAX_TOPIC,
     PROTOCOL_VERSION,
@@ -38,6 +39,7 @@ from chatproto.messages import (
     Joined,
     LeaveReason,
     Limits,
+    MemberCount,
     MemberJoined,
     MemberLeft,
     MemberList,
@@ -70,6 +72,7 @@ __all__ = [
     "DEFAULT_MAX_FRAME",
     "EVENT_TYPES",
     "MAX_HISTORY_PAGE",
+    "MAX_LIST_PAGE",
     "MAX_TEXT",
     "MAX_TOPIC",
     "PROTOCOL_VERSION",
@@ -94,6 +97,7 @@ __all__ = [
     "LeaveReason",
     "Limits",
     "LocalProtocolError",
+    "MemberCount",
     "MemberJoined",
     "MemberLeft",
     "MemberList",

@@ -51,6 +51,11 @@ class ErrorCode(StrEnum):
     SHUTDOWN = "shutdown"
     INTERNAL_ERROR = "internal_error"
     UNAVAILABLE = "unavailable"
+    # Since 1.3.
+    TOO_MANY_ERRORS = "too_many_errors"
+    STORAGE_FULL = "storage_full"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    REPLACED = "replaced"
 
 
 class ProtocolError(Exception):

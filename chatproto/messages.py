@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 __all__ = [
     "MAX_HISTORY_PAGE",
+    "MAX_LIST_PAGE",
     "MAX_TEXT",
     "MAX_TOPIC",
     "PROTOCOL_VERSION",
@@ -31,6 +32,7 @@ __all__ = [
     "Joined",
     "LeaveReason",
     "Limits",
+    "MemberCount",
     "MemberJoined",
     "MemberLeft",
     "MemberList",
@@ -62,6 +64,7 @@ PROTOCOL_VERSION = "1.2"
 MAX_TEXT = 4000
 MAX_TOPIC = 300
 MAX_HISTORY_PAGE = 100
+MAX_LIST_PAGE = 1000
 _MAX_SAFE_INT = 2**53 - 1
 
 # Letters, digits, "_" and "-", starting with a letter or "_": ASCII only, so
@@ -93,6 +96,18 @@ RequestId = (
     | Annotated[int, Field(ge=0, le=_MAX_SAFE_INT)]
 )
 MessageId = Annotated[int, Field(ge=1, le=_MAX_SAFE_INT)]
+# A position in a room's history: 0 is "before the first message".
+Position = Annotated[int, Field(ge=0, le=_MAX_SAFE_INT)]
+# Chosen by the client for `say` and `dm`, so that a retry is never stored twice.
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
+]
+# Chosen by the server; secret; printable ASCII.
+ResumeToken = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+]
+Epoch = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+ListLimit = Annotated[int, Field(ge=1, le=MAX_LIST_PAGE)]
 Timestamp = Annotated[int, Field(ge=0, le=_MAX_SAFE_INT)]
 Version = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}\.[0-9]{1,4}$")]
 
@@ -121,6 +136,7 @@ class Hello(_Request):
     client: Label | None = None
     password: Password | None = None
     server_password: Password | None = None
+    resume: ResumeToken | None = None
 
 
 class Join(_Request):
@@ -143,6 +159,7 @@ class Say(_Request):
     type: Literal["say"] = "say"
     room: RoomName
     text: Text
+    key: IdempotencyKey | None = None
 
 
 class Dm(_Request):
@@ -151,6 +168,7 @@ class Dm(_Request):
     type: Literal["dm"] = "dm"
     to: NickName
     text: Text
+    key: IdempotencyKey | None = None
 
 
 class Nick(_Request):
@@ -172,6 +190,8 @@ class Rooms(_Request):
     """Asks for the rooms that have members."""
 
     type: Literal["rooms"] = "rooms"
+    after: RoomName | None = None
+    limit: ListLimit = MAX_LIST_PAGE
 
 
 class Members(_Request):
@@ -179,6 +199,8 @@ class Members(_Request):
 
     type: Literal["members"] = "members"
     room: RoomName
+    after: NickName | None = None
+    limit: ListLimit = MAX_LIST_PAGE
 
 
 class SetTopic(_Request):
@@ -195,7 +217,7 @@ class History(_Request):
     type: Literal["history"] = "history"
     room: RoomName
     before: MessageId | None = None
-    after: MessageId | None = None
+    after: Position | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_HISTORY_PAGE)] = 50
 
     @model_validator(mode="after")
@@ -257,6 +279,14 @@ class Limits(_Message):
     history: Annotated[int, Field(ge=0)]
     ping_interval: Annotated[float, Field(gt=0)]
     ping_timeout: Annotated[float, Field(gt=0)]
+    # Since 1.3; absent from older servers.
+    handshake_timeout: Annotated[float, Field(gt=0)] | None = None
+    soft_limit: Annotated[int, Field(ge=1)] | None = None
+    soft_seconds: Annotated[float, Field(gt=0)] | None = None
+    hard_limit: Annotated[int, Field(ge=1)] | None = None
+    max_rooms: Annotated[int, Field(ge=1)] | None = None
+    max_members: Annotated[int, Field(ge=1)] | None = None
+    large_room: Annotated[int, Field(ge=1)] | None = None
 
 
 class Welcome(_Reply):
@@ -269,6 +299,11 @@ class Welcome(_Reply):
     version: Version
     limits: Limits
     motd: str | None = None
+    # Since 1.3: the generation of the server's stored state (section 13), this
+    # session's resume token, and whether `hello.resume` took over a session.
+    epoch: Epoch | None = None
+    resume: ResumeToken | None = None
+    resumed: bool = False
 
 
 class RoomMessage(_Reply):
@@ -301,6 +336,10 @@ class Joined(_Reply):
     topic: Topic
     members: list[NickName]
     history: list[RoomMessage]
+    # Since 1.3: how many members the room has (`members` may be the first page
+    # only), and whether older messages exist than those in `history`.
+    count: Annotated[int, Field(ge=0)] | None = None
+    more: bool = False
 
 
 class Ok(_Reply):
@@ -315,6 +354,14 @@ class MemberJoined(_Message):
     type: Literal["member_joined"] = "member_joined"
     room: RoomName
     nick: NickName
+
+
+class MemberCount(_Message):
+    """A large room's member count moved (since 1.3; section 12)."""
+
+    type: Literal["member_count"] = "member_count"
+    room: RoomName
+    count: Annotated[int, Field(ge=0)]
 
 
 class LeaveReason(StrEnum):
@@ -366,6 +413,7 @@ class RoomList(_Reply):
 
     type: Literal["rooms"] = "rooms"
     rooms: list[RoomInfo]
+    more: bool = False
 
 
 class MemberList(_Reply):
@@ -374,6 +422,8 @@ class MemberList(_Reply):
     type: Literal["members"] = "members"
     room: RoomName
     members: list[NickName]
+    count: Annotated[int, Field(ge=0)] | None = None
+    more: bool = False
 
 
 class HistoryPage(_Reply):
@@ -416,6 +466,7 @@ Event = Annotated[
     | Ok
     | MemberJoined
     | MemberLeft
+    | MemberCount
     | Renamed
     | TopicChanged
     | RoomList

@@ -32,6 +32,7 @@ from chatproto import (
     Joined,
     LeaveReason,
     Limits,
+    MemberCount,
     MemberJoined,
     MemberLeft,
     MemberList,
@@ -82,7 +83,7 @@ def test_strategies_cover_every_type_name() -> None:
     assert set(COMMAND_STRATEGIES) == set(COMMAND_TYPES)
     assert set(EVENT_STRATEGIES) == set(EVENT_TYPES)
     assert len(COMMAND_CLASSES) == len(COMMAND_TYPES) == 14
-    assert len(EVENT_CLASSES) == len(EVENT_TYPES) == 15
+    assert len(EVENT_CLASSES) == len(EVENT_TYPES) == 16
 
 
 def test_strategies_cover_every_message_class() -> None:
@@ -449,8 +450,8 @@ COMMAND_EXAMPLES: list[tuple[bytes, Command]] = [
         b'{"type":"register","id":"r","password":"correct horse"}',
         Register(id="r", password="correct horse"),
     ),
-    (b'{"type":"rooms"}', Rooms()),
-    (b'{"type":"members","room":"lobby"}', Members(room="lobby")),
+    (b'{"type":"rooms","limit":1000}', Rooms()),
+    (b'{"type":"members","room":"lobby","limit":1000}', Members(room="lobby")),
     (b'{"type":"topic","room":"lobby","topic":""}', SetTopic(room="lobby", topic="")),
     (
         b'{"type":"history","room":"lobby","before":100,"limit":20}',
@@ -468,7 +469,7 @@ EVENT_EXAMPLES: list[tuple[bytes, Event]] = [
     (
         b'{"type":"welcome","ref":1,"session":"s-1","nick":"alice","server":"threadchat",'
         b'"version":"1.0","limits":{"max_frame":65536,"max_text":4000,"rate":5.0,"burst":10,'
-        b'"history":50,"ping_interval":30.0,"ping_timeout":10.0},"motd":"hi"}',
+        b'"history":50,"ping_interval":30.0,"ping_timeout":10.0},"motd":"hi","resumed":false}',
         Welcome(
             ref=1,
             session="s-1",
@@ -494,10 +495,14 @@ EVENT_EXAMPLES: list[tuple[bytes, Event]] = [
     ),
     (
         b'{"type":"joined","ref":"j","room":"lobby","topic":"t","members":["alice","bob"],'
-        b'"history":[' + _MSG + b"]}",
+        b'"history":[' + _MSG + b'],"more":false}',
         Joined(ref="j", room="lobby", topic="t", members=["alice", "bob"], history=[_ROOM_MESSAGE]),
     ),
     (b'{"type":"ok","ref":99}', Ok(ref=99)),
+    (
+        b'{"type":"member_count","room":"lobby","count":5000}',
+        MemberCount(room="lobby", count=5000),
+    ),
     (
         b'{"type":"member_joined","room":"lobby","nick":"carol"}',
         MemberJoined(room="lobby", nick="carol"),
@@ -515,11 +520,11 @@ EVENT_EXAMPLES: list[tuple[bytes, Event]] = [
         TopicChanged(room="lobby", topic="news", nick="bob"),
     ),
     (
-        b'{"type":"rooms","rooms":[{"room":"lobby","members":2,"topic":""}]}',
+        b'{"type":"rooms","rooms":[{"room":"lobby","members":2,"topic":""}],"more":false}',
         RoomList(rooms=[RoomInfo(room="lobby", members=2, topic="")]),
     ),
     (
-        b'{"type":"members","room":"lobby","members":["bob"]}',
+        b'{"type":"members","room":"lobby","members":["bob"],"more":false}',
         MemberList(room="lobby", members=["bob"]),
     ),
     (

@@ -221,6 +221,7 @@ class ServerModel(RuleBasedStateMachine):
             "type": "members",
             "room": room,
             "members": self.rooms[room].nicks(),
+            "more": False,
         }
 
     def _check_rooms(self, reply: Frame) -> None:
@@ -329,6 +330,7 @@ class ServerModel(RuleBasedStateMachine):
             "topic": model.topic,
             "members": model.nicks(),
             "history": model.messages[-HISTORY:],
+            "more": False,
         }
         if len(model.messages) > HISTORY:
             event("join: history cut")

@@ -162,7 +162,13 @@ def test_commands_pipelined_behind_hello_are_handled_in_order(clients: Clients) 
     by_ref = {f["ref"]: f for f in frames}
     assert by_ref[2]["type"] == "joined" and by_ref[2]["members"] == [nick]
     assert by_ref[3]["type"] == "message" and by_ref[3]["text"] == "pipelined"
-    assert by_ref[4] == {"type": "members", "ref": 4, "room": room, "members": [nick]}
+    assert by_ref[4] == {
+        "type": "members",
+        "ref": 4,
+        "room": room,
+        "members": [nick],
+        "more": False,
+    }
     assert by_ref[5]["type"] == "pong"
 
 

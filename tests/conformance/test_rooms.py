@@ -16,6 +16,7 @@ def test_join_creates_the_room(clients: Clients) -> None:
         "topic": "",
         "members": [wire.nick],
         "history": [],
+        "more": False,
     }
     assert wire.request({"type": "members", "room": room})["members"] == [wire.nick]
 
