@@ -16,15 +16,22 @@ from typing import Final
 
 from pydantic import BaseModel, ValidationError
 
-from chatproto.codec import command_error, encode, parse_event, validate_command
+from chatproto.codec import (
+    command_error,
+    constant_error,
+    encode,
+    parse_event,
+    validate_command,
+)
 from chatproto.errors import (
     ErrorCode,
     FrameTooLarge,
+    InvalidJson,
     LocalProtocolError,
     RemoteProtocolError,
     UnknownType,
 )
-from chatproto.framing import DEFAULT_MAX_FRAME, FrameDecoder
+from chatproto.framing import DEFAULT_MAX_FRAME, FrameDecoder, is_blank
 from chatproto.messages import (
     Bye,
     Command,
@@ -45,6 +52,7 @@ from chatproto.messages import (
     TopicChanged,
     Welcome,
 )
+from chatproto.rules import Phase, Step, advance
 
 __all__ = ["ClientConnection", "Rejected", "ServerConnection", "State"]
 
@@ -133,24 +141,73 @@ _SESSION_TYPES: Final = frozenset({"hello", "bye"})
 
 
 class _Endpoint:
-    """What both ends keep: the decoder, the state and the outstanding requests."""
+    """What both ends keep: the decoder, both streams' phases and the outstanding requests."""
+
+    _GREETED: State  # how this end names "hello sent, welcome not yet"
 
     def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._decoder = FrameDecoder(max_frame)
+        self._commands = Phase.IDLE
+        self._events = Phase.IDLE
         self._state = State.AWAIT_HELLO
         self._requests = _Correlator()
-        # Kept apart from the state, which CLOSING overwrites: `bye` may come
-        # right behind `hello`, and the `welcome` is still due.
-        self._welcomed = False
 
     @property
     def state(self) -> State:
         return self._state
 
     @property
+    def max_frame(self) -> int:
+        """The largest frame, line end excluded, either side may send now."""
+        return self._decoder.max_frame
+
+    @property
     def outstanding(self) -> int:
         """Requests not yet answered."""
         return len(self._requests)
+
+    @property
+    def _input_ended(self) -> bool:
+        return self._commands is Phase.DONE
+
+    def _allowed(self, step: Step) -> bool:
+        return advance(self._commands, self._events, step) is not None
+
+    def _step(self, step: Step) -> None:
+        phases = advance(self._commands, self._events, step)
+        assert phases is not None, step
+        self._commands, self._events = phases
+        # The one public state, derived: the fast paths test only this.
+        if self._events is Phase.DONE:
+            self._state = State.CLOSED
+        elif self._commands is Phase.DONE:
+            self._state = State.CLOSING
+        elif self._commands is Phase.IDLE:
+            self._state = State.AWAIT_HELLO
+        elif self._events is Phase.GREETED:
+            self._state = self._GREETED
+        else:
+            self._state = State.OPEN
+
+    def _check_size(self, data: bytes, what: str) -> None:
+        if len(data) - 1 > self._decoder.max_frame:
+            raise LocalProtocolError(
+                f"cannot send {what!r}: {len(data) - 1} bytes exceed max_frame "
+                f"({self._decoder.max_frame})",
+                code=ErrorCode.FRAME_TOO_LARGE,
+            )
+
+    def close(self) -> None:
+        """Mark the session over, for example because the transport is gone."""
+        self._step(Step.CLOSE)
+
+
+def _event_step(event: Event) -> Step:
+    if isinstance(event, Welcome):
+        return Step.WELCOME
+    if isinstance(event, Error):
+        return Step.FATAL if event.fatal else Step.ERROR
+    return Step.EVENT
 
 
 class ServerConnection(_Endpoint):
@@ -161,14 +218,14 @@ class ServerConnection(_Endpoint):
     costs the client an `error` and not the frames around it. Input ends
     with `bye` or with a fatal rejection (always the last item returned);
     the state is then CLOSING, and sending a fatal `error` makes it CLOSED.
+    `send` refuses what the spec forbids the server to send: an event out of
+    turn (rules.EVENTS), a `ref` that answers nothing, a frame over `max_frame`.
     """
 
-    def __init__(self, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
-        super().__init__(max_frame=max_frame)
-        self._greeted = False
+    _GREETED = State.GREETED
 
     def receive_data(self, data: bytes) -> list[Command | Rejected]:
-        if self._state is State.CLOSING or self._state is State.CLOSED:
+        if self._commands is Phase.DONE:
             raise LocalProtocolError(
                 "receive_data after the client's input has ended", code=ErrorCode.OUT_OF_ORDER
             )
@@ -176,7 +233,7 @@ class ServerConnection(_Endpoint):
             frames = self._decoder.feed(data)
         except FrameTooLarge as exc:
             out = self._receive_frames(exc.frames)
-            if self.state is not State.CLOSING:
+            if not self._input_ended:
                 out.append(self._reject(exc))
             return out
         return self._receive_frames(frames)
@@ -188,38 +245,38 @@ class ServerConnection(_Endpoint):
             try:
                 command = validate_command(frame)
             except ValidationError as exc:
+                if is_blank(frame):
+                    continue  # no frame: never answered (PROTOCOL.md section 2)
                 out.append(self._reject(command_error(frame, exc)))
             else:
                 # The common case, kept cheap: an open session, no handshake
-                # or goodbye, a fresh id or none.
+                # or goodbye, a fresh id or none, no unknown fields
+                # (rules.COMMANDS: OPEN stays OPEN).
                 rid = command.id
                 if (
                     self._state is State.OPEN
                     and command.type not in _SESSION_TYPES
                     and (rid is None or rid not in pending)
+                    and not command.__pydantic_extra__
                 ):
                     if rid is not None and command.type != "pong":
                         pending[rid] = command.type
                     out.append(command)
                     continue
-                out.append(self._accept(command))
-            if self.state is State.CLOSING:
+                error = constant_error(frame) if command.__pydantic_extra__ else None
+                out.append(self._accept(command) if error is None else self._reject(error))
+            if self._input_ended:
                 break
         return out
 
     def _accept(self, command: Command) -> Command | Rejected:
-        if self._state is State.AWAIT_HELLO:
-            if not isinstance(command, Hello):
-                return self._reject(
-                    RemoteProtocolError(
-                        f"{command.type!r} before 'hello'",
-                        code=ErrorCode.OUT_OF_ORDER,
-                        ref=command.id,
-                    )
+        if self._commands is Phase.IDLE and not isinstance(command, Hello):
+            return self._reject(
+                RemoteProtocolError(
+                    f"'{command.type}' before 'hello'", code=ErrorCode.OUT_OF_ORDER, ref=command.id
                 )
-            self._state = State.GREETED
-            self._greeted = True
-        elif isinstance(command, Hello):
+            )
+        if self._commands is Phase.OPEN and isinstance(command, Hello):
             return self._reject(
                 RemoteProtocolError(
                     "'hello' may be sent only once", code=ErrorCode.OUT_OF_ORDER, ref=command.id
@@ -233,62 +290,52 @@ class ServerConnection(_Endpoint):
         ):
             return self._reject(
                 RemoteProtocolError(
-                    f"id {command.id!r} is already in use by an unanswered request",
-                    code=ErrorCode.DUPLICATE_ID,
+                    "the id is in use by an unanswered request", code=ErrorCode.DUPLICATE_ID
                 )
             )
         self._requests.open(command)
-        if isinstance(command, Bye):
-            self._state = State.CLOSING
+        if isinstance(command, Hello):
+            self._step(Step.HELLO)
+        elif isinstance(command, Bye):
+            self._step(Step.BYE)
+        else:
+            self._step(Step.COMMAND)
         return command
 
     def _reject(self, exc: RemoteProtocolError) -> Rejected:
         if not self._requests.reserve(exc.ref):
             exc.ref = None
-        if self._state is State.AWAIT_HELLO:
-            exc.fatal = True
-        if exc.fatal:
-            self._state = State.CLOSING
+        if self._commands is Phase.IDLE:
+            exc.fatal = True  # every error before welcome is fatal
+        self._step(Step.ENDING if exc.fatal else Step.REJECTED)
         return Rejected(exc)
 
     def send(self, event: Event) -> bytes:
         """Encode `event` for this client, checking that the session allows it."""
-        state = self._state
-        if state is State.CLOSED:
+        step = _event_step(event)
+        if not self._allowed(step):
             raise LocalProtocolError(
-                f"cannot send {event.type!r}: the connection is closed",
-                code=ErrorCode.OUT_OF_ORDER,
+                _why_not(self._events, step, event), code=ErrorCode.OUT_OF_ORDER
             )
-        if isinstance(event, Error):
-            if not event.fatal and not self._welcomed:
-                raise LocalProtocolError(
-                    "an error before 'welcome' must be fatal", code=ErrorCode.OUT_OF_ORDER
-                )
-        elif isinstance(event, Welcome):
-            if not self._greeted or self._welcomed:
-                raise LocalProtocolError(
-                    "'welcome' answers 'hello', once", code=ErrorCode.OUT_OF_ORDER
-                )
-        elif not self._welcomed:
-            raise LocalProtocolError(
-                f"cannot send {event.type!r} before 'welcome'", code=ErrorCode.OUT_OF_ORDER
-            )
+        data = encode(event)
+        self._check_size(data, event.type)
         ref = getattr(event, "ref", None)
         if ref is not None:
             problem = self._requests.close(event, ref)
             if problem is not None:
                 raise LocalProtocolError(problem, code=ErrorCode.OUT_OF_ORDER)
-        if isinstance(event, Welcome):
-            self._welcomed = True
-            if state is State.GREETED:
-                self._state = State.OPEN
-        elif isinstance(event, Error) and event.fatal:
-            self._state = State.CLOSED
-        return encode(event)
+        self._step(step)
+        return data
 
-    def close(self) -> None:
-        """Mark the session over, for example because the transport is gone."""
-        self._state = State.CLOSED
+
+def _why_not(events: Phase, step: Step, event: Event) -> str:
+    if events is Phase.DONE:
+        return f"cannot send {event.type!r}: the connection is closed"
+    if step is Step.ERROR:
+        return "an error before 'welcome' must be fatal"
+    if step is Step.WELCOME:
+        return "'welcome' answers 'hello', once"
+    return f"cannot send {event.type!r} before 'welcome'"
 
 
 class ClientConnection(_Endpoint):
@@ -300,22 +347,24 @@ class ClientConnection(_Endpoint):
     are skipped, so that a newer server can add events.
     """
 
+    _GREETED = State.HELLO_SENT
+
     def send(self, command: Command) -> bytes:
         """Encode `command`, checking that the session allows it now."""
-        state = self._state
-        if state is State.AWAIT_HELLO:
-            if not isinstance(command, Hello):
-                raise LocalProtocolError(
-                    f"cannot send {command.type!r} before 'hello'", code=ErrorCode.OUT_OF_ORDER
-                )
-            self._state = State.HELLO_SENT
-        elif state is State.CLOSING or state is State.CLOSED:
-            raise LocalProtocolError(
-                f"cannot send {command.type!r} after the session ended",
-                code=ErrorCode.OUT_OF_ORDER,
-            )
-        elif isinstance(command, Hello):
-            raise LocalProtocolError("'hello' may be sent only once", code=ErrorCode.OUT_OF_ORDER)
+        if isinstance(command, Hello):
+            step = Step.HELLO
+        elif isinstance(command, Bye):
+            step = Step.BYE
+        else:
+            step = Step.COMMAND
+        if not self._allowed(step):
+            if self._commands is Phase.IDLE:
+                why = f"cannot send {command.type!r} before 'hello'"
+            elif self._commands is Phase.DONE:
+                why = f"cannot send {command.type!r} after the session ended"
+            else:
+                why = "'hello' may be sent only once"
+            raise LocalProtocolError(why, code=ErrorCode.OUT_OF_ORDER)
         # A pong's id is ignored (PROTOCOL.md 6.11): it never collides.
         if (
             command.id is not None
@@ -325,13 +374,14 @@ class ClientConnection(_Endpoint):
             raise LocalProtocolError(
                 f"id {command.id!r} is already outstanding", code=ErrorCode.DUPLICATE_ID
             )
+        data = encode(command)
+        self._check_size(data, command.type)
         self._requests.open(command)
-        if isinstance(command, Bye):
-            self._state = State.CLOSING
-        return encode(command)
+        self._step(step)
+        return data
 
     def receive_data(self, data: bytes) -> list[Event]:
-        if self._state is State.CLOSED and data:
+        if self._events is Phase.DONE and data:
             raise RemoteProtocolError(
                 "data after the connection was closed", code=ErrorCode.OUT_OF_ORDER, fatal=True
             )
@@ -341,22 +391,21 @@ class ClientConnection(_Endpoint):
                 event = parse_event(frame)
             except UnknownType:
                 continue
+            except InvalidJson:
+                if is_blank(frame):
+                    continue  # no frame (PROTOCOL.md section 2)
+                raise
             self._check(event)
             out.append(event)
-            if self.state is State.CLOSED:
+            if self._events is Phase.DONE:
                 break  # a fatal error is the last frame of a session
         return out
 
     def _check(self, event: Event) -> None:
-        state = self._state
-        if isinstance(event, Welcome):
-            if self._welcomed or state not in (State.HELLO_SENT, State.CLOSING):
+        step = _event_step(event)
+        if not self._allowed(step):
+            if step is Step.WELCOME:
                 raise RemoteProtocolError("unexpected 'welcome'", code=ErrorCode.OUT_OF_ORDER)
-            self._welcomed = True
-            if state is State.HELLO_SENT:
-                self._state = State.OPEN
-            self._decoder.max_frame = event.limits.max_frame
-        elif not self._welcomed and not isinstance(event, Error):
             raise RemoteProtocolError(
                 f"{event.type!r} before 'welcome'", code=ErrorCode.OUT_OF_ORDER
             )
@@ -365,5 +414,6 @@ class ClientConnection(_Endpoint):
             problem = self._requests.close(event, ref)
             if problem is not None:
                 raise RemoteProtocolError(problem, code=ErrorCode.OUT_OF_ORDER)
-        if isinstance(event, Error) and event.fatal:
-            self._state = State.CLOSED
+        if isinstance(event, Welcome):
+            self._decoder.max_frame = event.limits.max_frame
+        self._step(step)

@@ -1,21 +1,32 @@
 """Newline-delimited framing: bytes in any chunking in, complete frames out.
 
 A frame is the bytes of one JSON object followed by LF; a CR before the LF is
-dropped. The decoder never holds more than `max_frame` bytes of an unfinished
-frame: the moment a frame passes the limit it raises, so a peer cannot make
-it buffer an endless line.
+dropped. The decoder returns every line, blank ones too: a line of nothing but
+JSON whitespace is no frame (PROTOCOL.md section 2), but telling so costs a
+look at every line, so the connections do it only for lines that fail to
+parse (`is_blank`). The decoder never holds more than `max_frame` bytes of an
+unfinished line: the moment one passes the limit it raises, so a peer cannot
+make it buffer an endless line.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from pydantic_core import from_json
 
 from chatproto.errors import FrameTooLarge, InvalidJson, InvalidUtf8, NotAnObject
 
-__all__ = ["DEFAULT_MAX_FRAME", "FrameDecoder", "decode_object"]
+__all__ = ["DEFAULT_MAX_FRAME", "FrameDecoder", "decode_object", "is_blank"]
 
 DEFAULT_MAX_FRAME = 64 * 1024
+# JSON's whitespace besides LF (RFC 8259 section 2): a line of only these is blank.
+_BLANK = b" \t\r"
+
+
+def is_blank(line: bytes) -> bool:
+    """Whether `line` is empty or only JSON whitespace: not a frame, never answered."""
+    return not line.strip(_BLANK)
 
 
 class FrameDecoder:
@@ -57,8 +68,7 @@ class FrameDecoder:
             lines[index] = line
             if len(line) > limit:
                 raise FrameTooLarge(
-                    f"frame of {len(line)} bytes exceeds the maximum of {limit}",
-                    frames=lines[:index],
+                    f"frame exceeds the maximum of {limit} bytes", frames=lines[:index]
                 )
         self._partial += rest
         self._check_partial(lines)
@@ -76,15 +86,21 @@ class FrameDecoder:
 
 
 def decode_object(frame: bytes) -> dict[str, Any]:
-    """Parse one frame into a JSON object, raising the protocol's typed errors."""
+    """Parse one frame into a JSON object, raising the protocol's typed errors.
+
+    The parser is the one the models validate with, so both agree on what is
+    JSON: no `NaN` or `Infinity`, no byte order mark, no lone surrogate
+    escape; of duplicate keys the last wins. Messages are fixed texts: they
+    never quote the frame.
+    """
     try:
-        text = frame.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidUtf8(f"frame is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
-        raise InvalidJson(f"frame is not valid JSON: {exc}") from None
+        value = from_json(frame, allow_inf_nan=False)
+    except ValueError:
+        try:
+            frame.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidUtf8("the frame is not valid UTF-8") from None
+        raise InvalidJson("the frame is not valid JSON") from None
     if not isinstance(value, dict):
-        raise NotAnObject(f"frame is a JSON {type(value).__name__}, not an object")
+        raise NotAnObject("the frame is JSON but not an object")
     return value

@@ -10,9 +10,16 @@ ignored, so a newer peer may add fields without breaking an older one.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 __all__ = [
     "MAX_HISTORY_PAGE",
@@ -60,7 +67,7 @@ __all__ = [
     "Welcome",
 ]
 
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 MAX_TEXT = 4000
 MAX_TOPIC = 300
 MAX_HISTORY_PAGE = 100
@@ -110,6 +117,14 @@ Epoch = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"
 ListLimit = Annotated[int, Field(ge=1, le=MAX_LIST_PAGE)]
 Timestamp = Annotated[int, Field(ge=0, le=_MAX_SAFE_INT)]
 Version = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}\.[0-9]{1,4}$")]
+HistoryLimit = Annotated[int, Field(ge=1, le=MAX_HISTORY_PAGE)]
+
+
+def _null_means(default: object, schema: Any) -> BeforeValidator:
+    """An explicit `null` is the field left out: its default (PROTOCOL.md section 2).
+
+    `schema` is the field's type or `null`, for the JSON Schema."""
+    return BeforeValidator(lambda v: default if v is None else v, json_schema_input_type=schema)
 
 
 class _Message(BaseModel):
@@ -117,7 +132,19 @@ class _Message(BaseModel):
 
 
 class _Request(_Message):
+    # Unknown fields are kept aside, not validated, so that the receiver can
+    # tell cheaply whether a frame had any (their values must still be JSON:
+    # PROTOCOL.md section 2). They mean nothing and are never sent on.
+    model_config = ConfigDict(extra="allow")
+
     id: RequestId | None = None
+
+    def __eq__(self, other: object) -> bool:
+        # Equal when the fields this version defines are: unknown ones mean nothing.
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash((type(self), *self.__dict__.values()))
 
 
 class _Reply(_Message):
@@ -132,7 +159,7 @@ class Hello(_Request):
 
     type: Literal["hello"] = "hello"
     nick: NickName
-    version: Version = PROTOCOL_VERSION
+    version: Annotated[Version, _null_means(PROTOCOL_VERSION, Version | None)] = PROTOCOL_VERSION
     client: Label | None = None
     password: Password | None = None
     server_password: Password | None = None
@@ -191,7 +218,7 @@ class Rooms(_Request):
 
     type: Literal["rooms"] = "rooms"
     after: RoomName | None = None
-    limit: ListLimit = MAX_LIST_PAGE
+    limit: Annotated[ListLimit, _null_means(MAX_LIST_PAGE, ListLimit | None)] = MAX_LIST_PAGE
 
 
 class Members(_Request):
@@ -200,7 +227,7 @@ class Members(_Request):
     type: Literal["members"] = "members"
     room: RoomName
     after: NickName | None = None
-    limit: ListLimit = MAX_LIST_PAGE
+    limit: Annotated[ListLimit, _null_means(MAX_LIST_PAGE, ListLimit | None)] = MAX_LIST_PAGE
 
 
 class SetTopic(_Request):
@@ -218,7 +245,7 @@ class History(_Request):
     room: RoomName
     before: MessageId | None = None
     after: Position | None = None
-    limit: Annotated[int, Field(ge=1, le=MAX_HISTORY_PAGE)] = 50
+    limit: Annotated[HistoryLimit, _null_means(50, HistoryLimit | None)] = 50
 
     @model_validator(mode="after")
     def _one_direction(self) -> Self:
@@ -303,7 +330,7 @@ class Welcome(_Reply):
     # session's resume token, and whether `hello.resume` took over a session.
     epoch: Epoch | None = None
     resume: ResumeToken | None = None
-    resumed: bool = False
+    resumed: Annotated[bool, _null_means(False, bool | None)] = False
 
 
 class RoomMessage(_Reply):
@@ -339,7 +366,7 @@ class Joined(_Reply):
     # Since 1.3: how many members the room has (`members` may be the first page
     # only), and whether older messages exist than those in `history`.
     count: Annotated[int, Field(ge=0)] | None = None
-    more: bool = False
+    more: Annotated[bool, _null_means(False, bool | None)] = False
 
 
 class Ok(_Reply):
@@ -413,7 +440,7 @@ class RoomList(_Reply):
 
     type: Literal["rooms"] = "rooms"
     rooms: list[RoomInfo]
-    more: bool = False
+    more: Annotated[bool, _null_means(False, bool | None)] = False
 
 
 class MemberList(_Reply):
@@ -423,7 +450,7 @@ class MemberList(_Reply):
     room: RoomName
     members: list[NickName]
     count: Annotated[int, Field(ge=0)] | None = None
-    more: bool = False
+    more: Annotated[bool, _null_means(False, bool | None)] = False
 
 
 class HistoryPage(_Reply):
@@ -455,7 +482,7 @@ class Error(_Reply):
     type: Literal["error"] = "error"
     code: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     message: str
-    fatal: bool = False
+    fatal: Annotated[bool, _null_means(False, bool | None)] = False
 
 
 Event = Annotated[

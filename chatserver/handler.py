@@ -32,6 +32,7 @@ from chatproto import (
     PongReply,
     Register,
     Rejected,
+    Renamed,
     RequestId,
     RoomList,
     Rooms,
@@ -70,6 +71,12 @@ class Handler:
             history=config.history,
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_timeout,
+            handshake_timeout=config.handshake_timeout,
+            soft_limit=config.soft_limit,
+            soft_seconds=config.soft_seconds,
+            hard_limit=config.hard_limit,
+            max_rooms=config.max_rooms,
+            max_members=config.room_capacity,
         )
         self._commands: dict[str, Callable[[Session, Any], bool]] = {
             "hello": self._hello,
@@ -147,13 +154,13 @@ class Handler:
     # -- handshake -----------------------------------------------------------
 
     def _hello(self, session: Session, cmd: Hello) -> bool:
-        major = cmd.version.split(".", 1)[0]
-        if major != PROTOCOL_VERSION.split(".", 1)[0]:
+        # MAJOR.MINOR are decimal numbers: "01.2" is 1.2 (PROTOCOL.md section 5).
+        major = int(cmd.version.split(".", 1)[0])
+        if major != int(PROTOCOL_VERSION.split(".", 1)[0]):
             return self._fail(
                 session,
                 ErrorCode.UNSUPPORTED_VERSION,
-                f"protocol version {cmd.version} is not supported; this server speaks "
-                f"{PROTOCOL_VERSION}",
+                f"this server speaks protocol {PROTOCOL_VERSION} and every 1.x",
                 cmd.id,
                 fatal=True,
             )
@@ -195,7 +202,7 @@ class Handler:
         self._fail(
             session,
             ErrorCode.AUTH_FAILED,
-            "this server needs a password (server_password in hello)",
+            "wrong server password",
             cmd.id,
             fatal=True,
         )
@@ -357,6 +364,9 @@ class Handler:
 
     def _nick(self, session: Session, cmd: Nick) -> bool:
         assert session.nick is not None
+        if cmd.nick == session.nick:
+            # Nothing changes: the renamer alone is answered (PROTOCOL.md 6.5).
+            return self._reply(session, Renamed(ref=cmd.id, old=cmd.nick, new=cmd.nick))
         if fold(cmd.nick) != fold(session.nick) and not self._password_ok(
             session, cmd.nick, cmd.password, cmd.id, fatal=False
         ):

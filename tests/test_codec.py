@@ -574,3 +574,70 @@ def test_same_type_name_means_different_messages_by_direction() -> None:
     frame = b'{"type":"ping","token":"x"}'
     assert isinstance(parse_command(frame), Ping)
     assert isinstance(parse_event(frame), ServerPing)
+
+
+# --- settled in 1.3 (PROTOCOL.md sections 2, 3 and 8) ---------------------------------------
+
+
+def test_pydantic_wording_never_reaches_the_wire() -> None:
+    for frame in [
+        b'{"type":"ping","id":1.5}',
+        b'{"type":"history","room":"a","limit":"5"}',
+        b'{"type":"hello","nick":"a","version":"1.2.3"}',
+    ]:
+        with pytest.raises(InvalidFields) as info:
+            parse_command(frame)
+        message = info.value.message
+        assert "constrained" not in message and "Input should" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b'{"type":"ping","id":7.0}', "invalid_fields"),
+        (b'{"type":"ping","id":1e2}', "invalid_fields"),
+        (b'{"type":"ping","id":-0.0}', "invalid_fields"),
+        (b'{"type":"history","room":"a","limit":5.0}', "invalid_fields"),
+        (b'{"type":"ping","id":9007199254740992}', "invalid_fields"),
+        (b'{"type":"ping","id":NaN}', "invalid_json"),
+        (b'{"type":"ping","x":NaN}', "invalid_json"),
+        (b'{"type":"ping","x":[1,{"y":-Infinity}]}', "invalid_json"),
+        (b'\xef\xbb\xbf{"type":"ping"}', "invalid_json"),
+        (b'{"type":"ping","token":"\\ud800"}', "invalid_json"),
+        (b'{"type":"ping","x":"\\udfff"}', "invalid_json"),
+        (b'{"type":"Ping"}', "unknown_type"),
+    ],
+)
+def test_settled_number_and_text_rules(frame: bytes, code: str) -> None:
+    with pytest.raises(chatproto.RemoteProtocolError) as info:
+        parse_command(frame)
+    assert info.value.code == code
+
+
+def test_settled_accepted_forms() -> None:
+    assert parse_command(b'{"type":"ping","id":-0}') == Ping(id=0)
+    assert parse_command(b'{"type":"ping","token":"a","token":"b"}') == Ping(token="b")
+    assert parse_command(b'{"type":"ping","x":"NaN"}') == Ping()
+    assert parse_command(b'{"type":"ping","x":1e400}') == Ping()
+    assert parse_command(b'{"type":"ping","id":5}') != parse_command(b'{"type":"ping","id":"5"}')
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (b'{"type":"hello","nick":"a","version":null}', Hello(nick="a")),
+        (b'{"type":"history","room":"a","limit":null,"before":null}', History(room="a")),
+        (b'{"type":"rooms","after":null,"limit":null}', Rooms()),
+        (b'{"type":"members","room":"a","limit":null}', Members(room="a")),
+        (b'{"type":"say","room":"a","text":"t","key":null,"id":null}', Say(room="a", text="t")),
+    ],
+)
+def test_null_is_an_absent_optional_field(frame: bytes, expected: Command) -> None:
+    assert parse_command(frame) == expected
+
+
+def test_null_is_absent_in_events_too() -> None:
+    frame = b'{"type":"error","code":"x","message":"m","fatal":null,"ref":null}'
+    assert parse_event(frame) == Error(code="x", message="m")
+    frame = b'{"type":"rooms","rooms":[],"more":null}'
+    assert parse_event(frame) == RoomList(rooms=[])

@@ -55,6 +55,7 @@ from chatproto import (
     Welcome,
     encode,
 )
+from chatproto.rules import COMMANDS, EVENTS, Phase, Step, advance
 from tests.strategies import COMMAND_STRATEGIES, chunked, commands, events
 
 LIMITS = Limits(
@@ -959,3 +960,107 @@ def test_client_stops_at_a_fatal_error() -> None:
     late = encode(MemberJoined(room="lobby", nick="late"))
     assert client.receive_data(fatal + late) == [Error(code="shutdown", message="bye", fatal=True)]
     assert state(client) is State.CLOSED
+
+
+# --- 1.3: fixed error texts, no frame over max_frame, blank lines, the rules table -----------
+
+_MARK = st.text(alphabet="XYZQ\u00e9\u6f22\U0001f600!?#", min_size=3, max_size=40)
+
+
+@given(_MARK, st.sampled_from(["type", "value", "key", "junk", "id"]))
+def test_error_messages_never_contain_the_clients_bytes(mark: str, where: str) -> None:
+    server = open_server()
+    quoted = json.dumps(mark)
+    frame = {
+        "type": '{"type":' + quoted + ',"id":"r"}',
+        "value": '{"type":"join","room":' + quoted + ',"id":"r"}',
+        "key": '{"type":"join",' + quoted + ":1}",
+        "junk": mark + "{",
+        "id": '{"type":"history","room":"a","limit":0,"id":' + quoted + "}",
+    }[where]
+    (item,) = server.receive_data(frame.encode() + b"\n")
+    assert isinstance(item, Rejected)
+    sent = server.send(item.error_event())
+    assert mark not in item.error.message
+    assert len(sent) < 200
+
+
+def test_a_64_kib_invalid_frame_gets_a_short_error() -> None:
+    server = open_server()
+    (item,) = server.receive_data(b'{"type":"' + b"x" * 65_000 + b'","id":"r"}\n')
+    assert isinstance(item, Rejected) and item.error.code == "unknown_type"
+    frame = server.send(item.error_event())
+    assert len(frame) < 200 and b"xxxx" not in frame
+    (item,) = server.receive_data(b'{"type":"say","room":"' + b"y" * 65_000 + b'","id":"s"}\n')
+    assert isinstance(item, Rejected)
+    assert item.error.message == "invalid field 'room' in 'say'"
+
+
+def test_server_refuses_to_send_a_frame_over_max_frame() -> None:
+    server = ServerConnection(max_frame=300)
+    server.receive_data(b'{"type":"hello","nick":"alice","id":1}\n')
+    server.send(welcome(1))
+    server.receive_data(b'{"type":"members","room":"a","id":2}\n')
+    big = MemberList(ref=2, room="a", members=[f"n{i}" for i in range(200)])
+    with pytest.raises(LocalProtocolError) as info:
+        server.send(big)
+    assert info.value.code == "frame_too_large"
+    # Nothing changed: the request is still owed, and a reply that fits goes.
+    assert server.outstanding == 1
+    assert server.send(MemberList(ref=2, room="a", members=["n1"]))
+
+
+def test_client_refuses_to_send_a_frame_over_max_frame() -> None:
+    client = ClientConnection(max_frame=100)
+    with pytest.raises(LocalProtocolError):
+        client.send(Hello(nick="alice", client="c" * 64, password="p" * 60))
+    assert state(client) is State.AWAIT_HELLO
+
+
+@pytest.mark.parametrize("blank", [b"\n", b"\r\n", b"   \n", b"\t \r\n"])
+def test_blank_lines_are_not_frames_and_never_answered(blank: bytes) -> None:
+    fresh = ServerConnection()
+    assert fresh.receive_data(blank * 3) == []
+    assert state(fresh) is State.AWAIT_HELLO  # not fatal before hello: nothing happened
+    server = open_server()
+    assert server.receive_data(blank + b'{"type":"ping","id":1}\n' + blank) == [Ping(id=1)]
+    client = open_client()
+    assert client.receive_data(blank) == []
+
+
+def test_nan_in_an_unknown_field_is_invalid_json() -> None:
+    server = open_server()
+    items = server.receive_data(
+        b'{"type":"ping","id":1,"x":NaN}\n{"type":"ping","id":2,"x":"NaN"}\n'
+    )
+    first, second = items
+    assert isinstance(first, Rejected) and first.error.code == "invalid_json"
+    assert first.error.ref is None  # not JSON, so no id could be read
+    assert second == Ping(id=2)
+
+
+def test_id_5_and_id_string_5_are_different_requests() -> None:
+    server = open_server()
+    assert server.receive_data(b'{"type":"ping","id":5}\n{"type":"ping","id":"5"}\n') == [
+        Ping(id=5),
+        Ping(id="5"),
+    ]
+    assert server.outstanding == 2
+
+
+def test_rules_tables_read_like_the_spec() -> None:
+    idle, greeted, open_, done = Phase.IDLE, Phase.GREETED, Phase.OPEN, Phase.DONE
+    # hello first; it makes a welcome due.
+    assert advance(idle, idle, Step.HELLO) == (open_, greeted)
+    assert advance(idle, idle, Step.COMMAND) is None
+    # No non-fatal error and no other event before welcome.
+    assert advance(open_, greeted, Step.ERROR) is None
+    assert advance(open_, greeted, Step.EVENT) is None
+    assert advance(open_, greeted, Step.WELCOME) == (open_, open_)
+    # Replies owed after bye still go; nothing after a fatal error.
+    assert advance(done, open_, Step.EVENT) == (done, open_)
+    assert advance(open_, open_, Step.FATAL) == (done, done)
+    assert advance(done, done, Step.EVENT) is None
+    # Every phase of each stream can be left for good.
+    for table in (COMMANDS, EVENTS):
+        assert {p for (p, _) in table} <= {idle, greeted, open_}

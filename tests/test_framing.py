@@ -16,6 +16,7 @@ from chatproto import (
     RemoteProtocolError,
     decode_object,
 )
+from chatproto.framing import is_blank
 from tests.strategies import chunked, split
 
 
@@ -79,8 +80,26 @@ def test_crlf_handling() -> None:
     # A CR split from its LF across two chunks is still dropped.
     assert decoder.feed(b"x\r") == []
     assert decoder.feed(b"\n") == [b"x"]
-    # Empty frames are frames: the decoder does not judge content.
+    # The decoder does not judge content: blank lines come out, for the
+    # connection to drop (is_blank).
     assert decoder.feed(b"\n\r\n") == [b"", b""]
+
+
+@pytest.mark.parametrize(
+    ("line", "blank"),
+    [
+        (b"", True),
+        (b" ", True),
+        (b"\t \r", True),
+        (b"\r", True),
+        (b" \x0b", False),
+        (b"\x00", False),
+        (b" {}", False),
+        (b"\xc2\xa0", False),
+    ],
+)
+def test_is_blank_means_only_json_whitespace(line: bytes, blank: bool) -> None:
+    assert is_blank(line) is blank
 
 
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
@@ -164,6 +183,13 @@ def test_cr_gets_one_byte_of_slack_but_no_more() -> None:
         decoder.feed(b"e")  # the CR was content after all: 6 bytes
 
 
+def test_blank_lines_still_count_against_the_limit() -> None:
+    decoder = FrameDecoder(4)
+    assert decoder.feed(b"    \r\n") == [b"    "]
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(b"     \n")
+
+
 def test_oversized_frame_after_complete_frames_in_one_chunk() -> None:
     decoder = FrameDecoder(4)
     with pytest.raises(FrameTooLarge) as info:
@@ -208,6 +234,15 @@ def test_decode_object_returns_the_object() -> None:
         (b"42", NotAnObject, "not_an_object"),
         (b"null", NotAnObject, "not_an_object"),
         (b"true", NotAnObject, "not_an_object"),
+        # Settled in 1.3 (PROTOCOL.md section 2): not JSON, wherever they appear.
+        (b'{"a": NaN}', InvalidJson, "invalid_json"),
+        (b'{"a": [Infinity]}', InvalidJson, "invalid_json"),
+        (b'{"a": -Infinity}', InvalidJson, "invalid_json"),
+        (b'\xef\xbb\xbf{"a": 1}', InvalidJson, "invalid_json"),  # a byte order mark
+        (b'{"a": "\\ud800"}', InvalidJson, "invalid_json"),  # a lone surrogate escape
+        (b'{"a": "\\udc00x"}', InvalidJson, "invalid_json"),
+        (b'{"\\ud800": 1}', InvalidJson, "invalid_json"),  # in a key too
+        (b'{"a": 1' + b"0" * 5000 + b"}", InvalidJson, "invalid_json"),  # beyond the parser
     ],
 )
 def test_decode_object_errors(frame: bytes, error: type[RemoteProtocolError], code: str) -> None:
@@ -216,6 +251,26 @@ def test_decode_object_errors(frame: bytes, error: type[RemoteProtocolError], co
     assert info.value.code == code
     assert info.value.fatal is False
     assert isinstance(info.value, RemoteProtocolError)
+
+
+def test_decode_object_settled_points() -> None:
+    # Duplicate keys: the last wins. -0 is the integer 0; a surrogate pair is one character.
+    assert decode_object(b'{"a": 1, "a": 2}') == {"a": 2}
+    assert decode_object(b'{"a": -0}') == {"a": 0}
+    assert decode_object(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
+    # NaN inside a string is text.
+    assert decode_object(b'{"a": "NaN Infinity"}') == {"a": "NaN Infinity"}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"\xff" * 70_000, b'{"a": "' + b"\xff" * 1000 + b'"}', b"{" + b"x" * 65_000, b"[" * 70_000],
+)
+def test_decode_object_messages_are_fixed_texts(frame: bytes) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_object(frame)
+    assert len(info.value.message) < 60
+    assert "xx" not in info.value.message
 
 
 @given(st.binary(max_size=200))

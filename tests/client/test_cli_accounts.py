@@ -78,7 +78,7 @@ def test_server_password_from_the_environment(make_server: ServerFactory) -> Non
     port = make_server(server_password="let me in").address[1]
     done = run_client(port, "--nick", "alice", stdin="hi\n")
     assert done.returncode == 1
-    assert done.stderr.startswith("chat-client: this server needs a password")
+    assert done.stderr.startswith("chat-client: wrong server password")
     assert len(done.stderr.splitlines()) == 1
     secret = {"CHAT_SERVER_PASSWORD": "let me in"}
     done = run_client(port, "--nick", "alice", stdin="hi\n", extra_env=secret)

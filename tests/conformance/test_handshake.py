@@ -116,14 +116,13 @@ def test_command_before_hello_is_fatal_out_of_order(clients: Clients, first: Fra
 @pytest.mark.parametrize(
     ("first", "code"),
     [
-        (b"\n", "invalid_json"),
         (b"hello\n", "invalid_json"),
         (b'{"type":"hello","nick":"\xff"}\n', "invalid_utf8"),
         (b'["hello"]\n', "not_an_object"),
         (b'{"type":"dance","id":"d"}\n', "unknown_type"),
         (b'{"nick":"x"}\n', "unknown_type"),
     ],
-    ids=["empty", "not-json", "not-utf8", "array", "unknown-type", "no-type"],
+    ids=["not-json", "not-utf8", "array", "unknown-type", "no-type"],
 )
 def test_every_error_before_welcome_is_fatal(clients: Clients, first: bytes, code: str) -> None:
     wire = clients.connect()

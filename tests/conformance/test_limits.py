@@ -146,3 +146,40 @@ def test_rooms_sends_the_longest_prefix_that_fits(
     assert 0 < len(reply["rooms"]) < len(names)
     assert {r["room"] for r in reply["rooms"]} <= set(names)
     assert size + row > max_frame, f"{len(reply['rooms'])} rows sent, but one more would fit"
+
+
+# -- metering (section 10, since 1.3): every frame costs a token ---------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="server metering lands separately")
+def test_metering_a_flood_of_invalid_frames_ends_with_too_many_errors(
+    clients: Clients, limited: Target
+) -> None:
+    room = unique_room()
+    watcher = clients.login(room, target=limited)
+    flooder = clients.login(room, target=limited)
+    burst = flooder.limits["burst"]
+    count = 3 * burst + 4 * math.ceil(flooder.limits["rate"] * SEND_SLACK) + 4
+    flooder.send_whole(*([b"{}\n"] * count))
+    frames = flooder.until_closed()
+    assert len(frames) <= burst + 1, "rejected frames are answered only while tokens last"
+    last = frames[-1]
+    assert (last["code"], last["fatal"]) == ("too_many_errors", True), last
+    for frame in frames[:-1]:
+        assert frame["type"] == "error" and frame["fatal"] is False, frame
+    left = watcher.wait_type("member_left", nick=flooder.nick)
+    assert left["reason"] == "kicked"
+
+
+@pytest.mark.xfail(strict=True, reason="server metering lands separately")
+def test_metering_pongs_are_charged_and_a_flood_of_them_is_fatal(
+    clients: Clients, limited: Target
+) -> None:
+    wire = clients.login(target=limited)
+    burst = wire.limits["burst"]
+    count = 3 * burst + 4 * math.ceil(wire.limits["rate"] * SEND_SLACK) + 4
+    wire.send_whole(*({"type": "pong", "token": f"t{n}"} for n in range(count)))
+    frames = wire.until_closed()
+    assert frames, "a flood of pongs ends the session"
+    # A refused pong is never answered: the only frame is the fatal error.
+    assert [(f["code"], f["fatal"]) for f in frames] == [("rate_limited", True)], frames
