@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from chatproto import COMMAND_TYPES, EVENT_TYPES, ErrorCode, parse_command, parse_event
+from chatproto import (
+    COMMAND_TYPES,
+    EVENT_TYPES,
+    PROTOCOL_VERSION,
+    ErrorCode,
+    Limits,
+    parse_command,
+    parse_event,
+)
 
 SPEC = (Path(__file__).resolve().parent.parent / "PROTOCOL.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"^```json (client|server)\n(.*?)^```$", SPEC, flags=re.M | re.S)
@@ -36,3 +44,13 @@ def test_every_message_type_has_an_example() -> None:
 def test_error_table_lists_every_code() -> None:
     table = set(re.findall(r"^\| `([a-z0-9_]+)` \| (?:yes|no|before|at|when)", SPEC, flags=re.M))
     assert table == {code.value for code in ErrorCode}
+
+
+def test_title_names_the_version_of_the_code() -> None:
+    assert SPEC.startswith(f"# Chat protocol, version {PROTOCOL_VERSION}\n")
+    assert f"- **{PROTOCOL_VERSION}**:" in SPEC, "section 15 lists this version's changes"
+
+
+def test_limits_table_lists_every_limit_with_a_default() -> None:
+    rows = re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| [^|]+ \| ([0-9.]+) \|$", SPEC, flags=re.M)
+    assert {name for name, _ in rows} == set(Limits.model_fields)
