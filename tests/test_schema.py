@@ -84,3 +84,36 @@ def test_bad_usage_exits_2(args: tuple[str, ...]) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert "usage" in result.stderr
+
+
+def _accepts_null(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(
+        alt.get("type") == "null" for alt in prop.get("anyOf", [])
+    )
+
+
+def test_every_optional_field_is_nullable_and_every_required_one_is_not() -> None:
+    # PROTOCOL.md section 2: null is an absent optional field.
+    defs = json_schema()["$defs"]
+    for name, definition in defs.items():
+        if "properties" not in definition:
+            continue
+        required = set(definition.get("required", []))
+        for field, prop in definition["properties"].items():
+            if field == "type":
+                continue
+            assert _accepts_null(prop) is (field not in required), (name, field)
+
+
+def test_integers_are_integers_and_lengths_are_characters() -> None:
+    # JSON Schema's "integer" is a number without fraction; maxLength counts
+    # characters (code points), as PROTOCOL.md section 3 does.
+    defs = json_schema()["$defs"]
+    limit = defs["History"]["properties"]["limit"]["anyOf"][0]
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, 100)
+    rid = defs["Ping"]["properties"]["id"]["anyOf"]
+    assert {"maxLength": 64, "minLength": 1, "type": "string"} in rid
+    assert {"maximum": 2**53 - 1, "minimum": 0, "type": "integer"} in rid
+    assert defs["Hello"]["properties"]["version"]["anyOf"][0]["pattern"] == (
+        r"^[0-9]{1,4}\.[0-9]{1,4}$"
+    )
