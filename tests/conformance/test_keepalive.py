@@ -138,3 +138,33 @@ def test_a_fatal_error_is_the_last_frame_even_as_the_room_empties(
     silent = [clients.login(room, target=quick) for _ in range(4)]
     for wire in silent:
         wire.fatal("timeout", timeout=_within(wire))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"type":"pong","token":"not-the-token"}\n',  # pong tokens are not checked
+        b'{"type":"pong"}\n',
+        b"{}\n",  # a rejected frame is a complete frame: a sign of life
+        b"not json\n",
+    ],
+    ids=["wrong-token", "no-token", "empty-object", "not-json"],
+)
+def test_any_complete_frame_is_a_sign_of_life(
+    clients: Clients, quick: Target, answer: bytes
+) -> None:
+    wire = clients.login(target=quick)
+    for _ in range(2):
+        ping = wire.wait_type("ping", timeout=_within(wire))
+        assert "ref" not in ping
+        wire.write(answer)
+    # Had the answers not counted, `timeout` would come before a third ping.
+    assert wire.wait_type("ping", timeout=_within(wire))["type"] == "ping"
+    assert all(f["type"] == "error" and f["fatal"] is False for f in wire.pending())
+
+
+def test_blank_lines_are_no_sign_of_life(clients: Clients, quick: Target) -> None:
+    wire = clients.login(target=quick)
+    wire.wait_type("ping", timeout=_within(wire))
+    wire.write(b"\n \r\n\t\n")
+    wire.fatal("timeout", timeout=_within(wire))

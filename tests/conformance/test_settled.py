@@ -434,3 +434,20 @@ def test_older_clients_use_the_basic_commands(clients: Clients, version: str) ->
     assert alice.request({"type": "topic", "room": room, "topic": "t"})["topic"] == "t"
     assert alice.request({"type": "part", "room": room})["type"] == "ok"
     assert alice.request({"type": "bye"})["type"] == "ok"
+
+
+def test_a_wrong_password_at_nick_counts_as_a_failed_login(
+    clients: Clients, start_server: Callable[..., Target]
+) -> None:
+    server = start_server("a login throttle of two failures", auth_failures=2, auth_window=60.0)
+    owner = clients.login(target=server)
+    nick = owner.nick
+    owner.request({"type": "register", "password": "correct horse"}, expect="ok")
+    owner.request({"type": "bye"})
+    mallory = clients.login(target=server)
+    for guess in ("wrong one", "wrong two"):
+        mallory.refused({"type": "nick", "nick": nick, "password": guess}, "auth_failed")
+    # Two failures at `nick`: the address is throttled, even for the right password.
+    wire = clients.connect(server)
+    wire.send({"type": "hello", "id": "h", "nick": nick, "password": "correct horse"})
+    assert wire.fatal("auth_failed")["ref"] == "h"
