@@ -54,7 +54,11 @@ from chatproto.messages import (
 )
 from chatproto.rules import Phase, Step, advance
 
-__all__ = ["ClientConnection", "Rejected", "ServerConnection", "State"]
+__all__ = ["MAX_ERROR_TEXT", "ClientConnection", "Rejected", "ServerConnection", "State"]
+
+#: The longest error message a server sends (PROTOCOL.md section 8): fixed texts
+#: are short, and a message that quoted the client's frame would not be.
+MAX_ERROR_TEXT = 200
 
 
 class State(Enum):
@@ -316,6 +320,11 @@ class ServerConnection(_Endpoint):
         if not self._allowed(step):
             raise LocalProtocolError(
                 _why_not(self._events, step, event), code=ErrorCode.OUT_OF_ORDER
+            )
+        if isinstance(event, Error) and len(event.message) > MAX_ERROR_TEXT:
+            raise LocalProtocolError(
+                f"an error message is a short fixed text, at most {MAX_ERROR_TEXT} characters",
+                code=ErrorCode.INVALID_FIELDS,
             )
         data = encode(event)
         self._check_size(data, event.type)

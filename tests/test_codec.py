@@ -641,3 +641,20 @@ def test_null_is_absent_in_events_too() -> None:
     assert parse_event(frame) == Error(code="x", message="m")
     frame = b'{"type":"rooms","rooms":[],"more":null}'
     assert parse_event(frame) == RoomList(rooms=[])
+
+
+@given(st.one_of(commands, events), st.data())
+def test_any_optional_field_as_null_is_the_field_left_out(
+    message: Command | Event, data: st.DataObject
+) -> None:
+    # PROTOCOL.md section 2: null means absent, default applies, in every message.
+    optional = [n for n, f in type(message).model_fields.items() if not f.is_required()]
+    optional = [n for n in optional if n != "type"]
+    if not optional:
+        return
+    name = data.draw(st.sampled_from(optional), label="field")
+    obj = json.loads(encode(message))
+    obj[name] = None
+    parse = parse_command if isinstance(message, COMMAND_CLASSES) else parse_event
+    default = type(message).model_fields[name].get_default()
+    assert parse(json.dumps(obj).encode()) == message.model_copy(update={name: default})

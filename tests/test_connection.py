@@ -1064,3 +1064,10 @@ def test_rules_tables_read_like_the_spec() -> None:
     # Every phase of each stream can be left for good.
     for table in (COMMANDS, EVENTS):
         assert {p for (p, _) in table} <= {idle, greeted, open_}
+
+
+def test_server_refuses_a_long_error_message() -> None:
+    server = open_server()
+    with pytest.raises(LocalProtocolError):
+        server.send(Error(code="internal_error", message="x" * 201))
+    assert server.send(Error(code="internal_error", message="x" * 200))
