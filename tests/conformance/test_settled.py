@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.wire import Clients, Frame, Target, Wire, unique_nick, unique_room
+from tests.conformance.wire import (
+    Clients,
+    Frame,
+    Target,
+    Wire,
+    encode_frame,
+    unique_nick,
+    unique_room,
+)
 
 VERSION = re.compile(r"^[0-9]{1,4}\.[0-9]{1,4}$")
 
@@ -451,3 +459,25 @@ def test_a_wrong_password_at_nick_counts_as_a_failed_login(
     wire = clients.connect(server)
     wire.send({"type": "hello", "id": "h", "nick": nick, "password": "correct horse"})
     assert wire.fatal("auth_failed")["ref"] == "h"
+
+
+# -- error texts: fixed, short, never the client's bytes ------------------------------------------
+
+
+def test_an_invalid_frame_of_64_kib_gets_a_short_error_without_its_bytes(clients: Clients) -> None:
+    wire = clients.login()
+    room = unique_room()
+    fill = wire.max_frame - 100
+    frames = [
+        b'{"type":"Q' + b"Z" * fill + b'","id":"u"}\n',
+        b'{"type":"join","room":"Q' + b"Z" * fill + b'","id":"f"}\n',
+        b'{"type":"say","room":"%s","text":"' % room.encode() + b"\\u0007Z" * (fill // 7) + b'"}\n',
+        b"QZ" + b"Z" * fill + b"\n",
+    ]
+    wire.send(*frames)
+    for frame in frames:
+        error = wire.next(f"the error for a frame of {len(frame)} bytes")
+        assert error["type"] == "error" and error["fatal"] is False
+        assert len(encode_frame(error)) < 300, error
+        assert "ZZZ" not in error["message"] and "Q" not in error["message"], error
+    wire.barrier()
