@@ -54,3 +54,27 @@ def test_title_names_the_version_of_the_code() -> None:
 def test_limits_table_lists_every_limit_with_a_default() -> None:
     rows = re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| [^|]+ \| ([0-9.]+) \|$", SPEC, flags=re.M)
     assert {name for name, _ in rows} == set(Limits.model_fields)
+
+
+def _command_sections() -> list[tuple[str, str]]:
+    parts = re.split(r"^### 6\.\d+ ", SPEC.split("## 7. Events")[0], flags=re.M)[1:]
+    return [(part.split("`", 2)[1], part) for part in parts]
+
+
+@pytest.mark.parametrize(
+    ("name", "section"), _command_sections(), ids=[name for name, _ in _command_sections()]
+)
+def test_each_command_has_a_table_of_exactly_its_fields(name: str, section: str) -> None:
+    frame = re.search(r"^```json client\n(.*?)\n", section, flags=re.M)
+    assert frame is not None
+    command = type(parse_command(frame[1].encode()))
+    fields = set(command.model_fields) - {"type", "id"}
+    tables = re.findall(
+        r"^\| field \| type \| \|\n\| --- \| --- \| --- \|\n((?:\|.*\n)+)", section, flags=re.M
+    )
+    if not fields:
+        assert not tables or not tables[0].startswith("| `"), name
+        return
+    assert tables, f"6: {name} has no field table"
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", tables[0], flags=re.M))
+    assert listed == fields, name

@@ -428,6 +428,9 @@ class ServerModel(RuleBasedStateMachine):
             return
         renamed = {"type": "renamed", "old": client.nick, "new": new}
         assert reply == renamed
+        if new == client.nick:
+            event("nick: unchanged, nobody told")  # PROTOCOL.md 6.5
+            return
         sharing = self._sharing(client)
         case = "case only" if _fold(new) == _fold(client.nick) else "new"
         event(f"nick: {case}, {len(sharing)} told")

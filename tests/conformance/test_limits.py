@@ -48,7 +48,7 @@ def test_commands_over_the_rate_limit_are_refused(clients: Clients, limited: Tar
     assert len(refused) >= over - slack, "commands beyond the burst are refused"
     for error in refused:
         assert (error["code"], error["fatal"]) == ("rate_limited", False), error
-    # `pong` and `bye` take no token: both still work on an empty bucket.
+    # `pong` and `bye` are never refused: both still work on an empty bucket.
     wire.send({"type": "pong", "token": "free"}, {"type": "bye", "id": "free"})
     assert wire.until_closed() == [{"type": "ok", "ref": "free"}]
 
