@@ -1,10 +1,12 @@
 """Sans-IO connection state machines, one for each end of a session.
 
 Bytes in, messages out; messages in, bytes out. A connection object knows the
-session's rules (`hello` first and once, nothing after `bye`, every `ref` an
-answer to an outstanding request of the right kind) and refuses to break them
-itself: a caller that tries gets a `LocalProtocolError`; a peer that does is
-reported as a `RemoteProtocolError`. No I/O happens here, so any transport
+session's rules (`hello` first and once, nothing after `bye`, no event and no
+non-fatal error before `welcome`, nothing after a fatal error: the tables in
+`chatproto.rules`; every `ref` an answer to an outstanding request of the
+right kind; no frame over `max_frame`; short error texts) and refuses to
+break them itself: a caller that tries gets a `LocalProtocolError`; a peer
+that does is reported as a `RemoteProtocolError`. No I/O happens here, so any transport
 (blocking sockets, selectors, asyncio, a test's byte strings) can drive it.
 """
 
