@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-members", type=int, default=_DEFAULTS.max_members, help="members of one room"
     )
     p.add_argument(
+        "--large-room",
+        type=int,
+        default=_DEFAULTS.large_room,
+        help="members above which a room is large: no per-member presence (%(default)s)",
+    )
+    p.add_argument(
         "--auth-failures",
         type=int,
         default=_DEFAULTS.auth_failures,
@@ -124,6 +130,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         max_per_address=args.max_per_address,
         max_rooms=args.max_rooms,
         max_members=args.max_members,
+        large_room=args.large_room,
         auth_failures=args.auth_failures,
         auth_window=args.auth_window,
         tls_cert=args.tls_cert,

@@ -1,0 +1,76 @@
+"""The idempotency keys of `say` and `dm` seen lately (PROTOCOL.md 1.3).
+
+A key is scoped by the sender's folded nick. Each is kept at least `ttl`
+seconds, and each nick's last `keep` keys are kept even when older; but the
+whole index never costs more than `budget` bytes (an entry's cost is given by
+its owner, about what it holds): past that, the oldest entries go first, so
+a flood of keyed sends shortens how long keys are kept instead of growing
+the server. Not thread-safe: its owner serialises the calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+__all__ = ["ENTRY_COST", "RecentKeys"]
+
+_V = TypeVar("_V")
+
+#: What an entry costs besides its key and value: the tuple, the dict slot, the float.
+ENTRY_COST = 200
+
+
+class RecentKeys(Generic[_V]):
+    def __init__(
+        self, *, ttl: float = 600.0, keep: int = 1000, budget: int = 64 * 1024 * 1024
+    ) -> None:
+        self._ttl = ttl
+        self._keep = keep
+        self._budget = budget
+        self._entries: OrderedDict[tuple[str, str], tuple[float, _V, int]] = OrderedDict()
+        self._per_nick: dict[str, int] = {}
+        self.cost = 0  # bytes, as the owners counted them
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, nick: str, key: str) -> _V | None:
+        entry = self._entries.get((nick, key))
+        return None if entry is None else entry[1]
+
+    def put(self, nick: str, key: str, value: _V, cost: int, now: float | None = None) -> None:
+        """Remember `value` for (`nick`, `key`); `cost` is its size in bytes."""
+        scope = (nick, key)
+        if scope in self._entries:
+            self.discard(nick, key)
+        cost += ENTRY_COST + len(nick) + len(key)
+        self._entries[scope] = (time.monotonic() if now is None else now, value, cost)
+        self._per_nick[nick] = self._per_nick.get(nick, 0) + 1
+        self.cost += cost
+        self._expire(time.monotonic() if now is None else now)
+
+    def discard(self, nick: str, key: str) -> None:
+        entry = self._entries.pop((nick, key), None)
+        if entry is not None:
+            self._forget(nick, entry[2])
+
+    def _forget(self, nick: str, cost: int) -> None:
+        self.cost -= cost
+        left = self._per_nick[nick] - 1
+        if left:
+            self._per_nick[nick] = left
+        else:
+            del self._per_nick[nick]
+
+    def _expire(self, now: float) -> None:
+        # Oldest first; stops at the first entry that must stay (amortised O(1)).
+        entries = self._entries
+        while entries:
+            (nick, key), (at, _, cost) = next(iter(entries.items()))
+            expired = now - at >= self._ttl and self._per_nick[nick] > self._keep
+            if not expired and self.cost <= self._budget:
+                return
+            del entries[(nick, key)]
+            self._forget(nick, cost)
