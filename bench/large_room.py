@@ -2,8 +2,9 @@
 
 For each n, a fresh server process (SQLite store, limits out of the way) gets
 n clients that connect and say `hello` (timed apart: the connecting phase),
-then all send `join` for one room at once (the join phase: from the first
-`join` sent to the last `joined` received). Afterwards each client pings, and
+then all send `join` for one room at once, or with `--window W` at most W
+unanswered at a time (the join phase: from the first `join` sent to the last
+`joined` received). Afterwards each client pings, and
 everything it received before its `pong` is counted: presence frames
 (`member_joined`, `member_left`, `member_count`) and their bytes, and the
 `joined` replies. The server's CPU over the join phase is read from /proc.
@@ -11,6 +12,7 @@ One process drives every client with a selector, so the client side stays
 cheap; each phase has a deadline.
 
     .venv/bin/python bench/large_room.py --clients 1000 2000 5000 10000
+    .venv/bin/python bench/large_room.py --clients 10000 --window 100
 
 Needs a file-descriptor limit above n (`ulimit -n`) in this process and the
 server's.
@@ -41,6 +43,7 @@ _ROOM = "stadium"
 class Result:
     clients: int
     large_room: int
+    window: int
     connect_s: float
     join_s: float
     server_cpu_join_s: float
@@ -110,15 +113,19 @@ def _pump(
             _read(key.data, tally)
 
 
-def run(n: int, large_room: int, deadline_s: float) -> Result:
+def run(
+    n: int, large_room: int, deadline_s: float, window: int, switch: float | None = None
+) -> Result:
     extra = ["--max-members", str(max(n, 1)), "--large-room", str(large_room)]
     extra += ["--history", "20", "--ping-interval", "3600", "--ping-timeout", "3600"]
     extra += ["--handshake-timeout", "600"]
-    with chat_server(extra) as server:
-        return _drive(server, n, large_room, deadline_s)
+    with chat_server(extra, switch_interval=switch) as server:
+        return _drive(server, n, large_room, deadline_s, window)
 
 
-def _drive(server: ServerProcess, n: int, large_room: int, deadline_s: float) -> Result:
+def _drive(
+    server: ServerProcess, n: int, large_room: int, deadline_s: float, window: int
+) -> Result:
     sel = selectors.DefaultSelector()
     clients: list[_Client] = []
     tally = _Tally()
@@ -144,14 +151,21 @@ def _drive(server: ServerProcess, n: int, large_room: int, deadline_s: float) ->
         cpu0 = server.cpu()
         start = time.monotonic()
         deadline = start + deadline_s
-        for i, client in enumerate(clients):
-            client.sock.setblocking(True)
-            client.sock.sendall(join)
-            client.sock.setblocking(False)
-            if i % 64 == 63:
-                for key, _ in sel.select(timeout=0):
-                    _read(key.data, tally)
-        _pump(sel, tally, lambda: tally.joined == n, deadline)
+        sent = 0
+        while tally.joined < n:
+            # Up to `window` joins unanswered (all of them at once with 0).
+            while sent < n and (not window or sent - tally.joined < window):
+                sock = clients[sent].sock
+                sock.setblocking(True)
+                sock.sendall(join)
+                sock.setblocking(False)
+                sent += 1
+                if sent % 64 == 0:
+                    break  # read between sends, as clients would
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"joins not done in time: {tally}")
+            for key, _ in sel.select(timeout=0.5 if sent == n else 0):
+                _read(key.data, tally)
         join_s = time.monotonic() - start
         cpu = server.cpu() - cpu0
 
@@ -169,6 +183,7 @@ def _drive(server: ServerProcess, n: int, large_room: int, deadline_s: float) ->
     return Result(
         clients=n,
         large_room=large_room,
+        window=window,
         connect_s=round(connect_s, 2),
         join_s=round(join_s, 2),
         server_cpu_join_s=round(cpu, 2),
@@ -184,6 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, nargs="+", default=[1000, 2000, 5000, 10000])
     p.add_argument("--large-room", type=int, default=250)
     p.add_argument("--deadline", type=float, default=120.0, help="seconds per phase")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        help="joins sent and not yet answered at most (0: every client joins at once)",
+    )
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="the server's GIL switch interval in seconds (bench/gilserver.py)",
+    )
     p.add_argument("--json", type=Path, help="append each result as a JSON line")
     args = p.parse_args(argv)
     if any(not 1 <= n <= 20_000 for n in args.clients):
@@ -197,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'presence frames':>16} {'presence KiB':>13} {'frames/member':>14} {'joined KiB':>11}"
     )
     for n in args.clients:
-        r = run(n, args.large_room, args.deadline)
+        r = run(n, args.large_room, args.deadline, args.window, args.switch_interval)
         print(
             f"{r.clients:>8} {r.connect_s:>10.2f} {r.join_s:>8.2f} {r.server_cpu_join_s:>13.2f} "
             f"{r.presence_frames:>16} {r.presence_bytes / 1024:>13.1f} "
