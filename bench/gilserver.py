@@ -3,9 +3,9 @@
 CPython hands the GIL from a running thread to a waiting one only every
 `sys.getswitchinterval()` seconds (`chatserver.cli.SWITCH_INTERVAL` in the
 server), unless the running thread blocks first: a reader or the writer
-woken by its socket may wait that long behind a busy thread. This runs `chatserver.cli.main(ARGS)` with
-the interval given, to measure what it costs (bench/fanout.py
-`--switch-interval`).
+woken by its socket may wait that long behind a busy thread. This runs
+`chatserver.cli.main(ARGS)` with the interval given, to measure what it
+costs (bench/fanout.py `--switch-interval`, bench/large_room.py).
 """
 
 from __future__ import annotations
