@@ -66,6 +66,7 @@ TEXTS = st.text(alphabet="ab é😀\t\n", min_size=1, max_size=6)
 HISTORY = 2  # messages in `joined`: few, so that the history there is cut
 PAGE_MAX = 100  # the largest `limit` of `history`
 PAGE = 2  # the `limit` of the pages walked after every step
+KEYS = ("k1", "k2")  # idempotency keys: few, so that they are reused
 PROBE = "probe"  # not in NICKS: nobody can take it or write to it
 
 SERVER_SETTINGS: dict[str, Any] = {
@@ -170,6 +171,7 @@ class ServerModel(RuleBasedStateMachine):
         self.rooms: dict[str, RoomModel] = {}
         self.message_ids: set[int] = set()
         self.dm_ids: set[int] = set()
+        self.keys: dict[tuple[str, str], Frame] = {}  # (folded nick, key) -> original echo
         self._serial = 0
         try:
             self.server: ChatServer = self._stack.enter_context(running(**SERVER_SETTINGS))
@@ -388,6 +390,30 @@ class ServerModel(RuleBasedStateMachine):
                 other.expected.append(reply)
         if room in client.rooms:
             event(f"say: {len(self._others(client, room))} told")
+
+    @rule(client=clients, room=st.sampled_from(ROOMS), key=st.sampled_from(KEYS), text=TEXTS)
+    def keyed_say(self, client: Client, room: str, key: str, text: str) -> None:
+        """A `say` with an idempotency key (1.3): a key the nick used before, in
+        any room and on any connection, gets the original message back."""
+        reply = client.call(type="say", room=room, text=text, key=key)
+        if room not in client.rooms:
+            _assert_error(reply, "not_in_room")
+            return
+        scope = (_fold(client.nick), key)
+        original = self.keys.get(scope)
+        if original is not None:
+            event("keyed say: a retry")
+            assert reply == original, "a retry gets the original echo; nobody else anything"
+            return
+        assert reply["type"] == "message", reply
+        assert (reply["room"], reply["nick"], reply["text"]) == (room, client.nick, text)
+        model = self.rooms[room]
+        assert reply["id"] not in self.message_ids
+        self.message_ids.add(reply["id"])
+        model.messages.append(reply)
+        for other in self._others(client, room):
+            other.expected.append(reply)
+        self.keys[scope] = reply
 
     @rule(client=clients, to=st.sampled_from(NICKS), text=TEXTS)
     def dm(self, client: Client, to: str, text: str) -> None:
