@@ -4,8 +4,9 @@ A key is scoped by the sender's folded nick. Each is kept at least `ttl`
 seconds, and each nick's last `keep` keys are kept even when older; but the
 whole index never costs more than `budget` bytes (an entry's cost is given by
 its owner, about what it holds): past that, the oldest entries go first, so
-a flood of keyed sends shortens how long keys are kept instead of growing
-the server. Not thread-safe: its owner serialises the calls.
+a flood of keyed sends cannot grow the server; `complete` then says that
+keys may be missing (the sequencer looks a `say`'s key up in SQLite then).
+Not thread-safe: its owner serialises the calls.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ class RecentKeys(Generic[_V]):
         self._entries: OrderedDict[tuple[str, str], tuple[float, _V, int]] = OrderedDict()
         self._per_nick: dict[str, int] = {}
         self.cost = 0  # bytes, as the owners counted them
+        self._short_until = 0.0  # until when a key younger than ttl may be missing
+
+    def complete(self, now: float | None = None) -> bool:
+        """Whether every key of the last `ttl` seconds is here: false for `ttl`
+        seconds after the budget pushed out a younger one (an owner with the keys
+        on disk then looks there too)."""
+        return (time.monotonic() if now is None else now) >= self._short_until
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -75,5 +83,7 @@ class RecentKeys(Generic[_V]):
             expired = now - at >= self._ttl and self._per_nick[nick] > self._keep
             if not expired and self.cost <= self._budget:
                 return
+            if now - at < self._ttl:
+                self._short_until = max(self._short_until, at + self._ttl)
             del entries[(nick, key)]
             self._forget(nick, cost)

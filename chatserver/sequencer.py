@@ -34,6 +34,7 @@ __all__ = ["NewAccount", "NewRoom", "Post", "Sequencer", "TopicChange"]
 log = logging.getLogger(__name__)
 
 _BATCH = 256
+_KEY_MS = 600_000  # how long a key is honoured at least, in ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +152,7 @@ class Sequencer(threading.Thread):
         for item in items:
             if isinstance(item, Post):
                 if item.key is not None:
-                    sent = self.keys.get(fold(item.nick), item.key)
+                    sent = self._sent(fold(item.nick), item.key)
                     if sent is not None:
                         ordered.append(_Retry(item, sent))
                         continue
@@ -198,6 +199,16 @@ class Sequencer(threading.Thread):
                     message, post = entry
                     hub.publish(message, post.session, post.ref)
         hub.writer.wake()
+
+    def _sent(self, nick: str, key: str) -> _Sent | None:
+        """Where the message `nick` sent with `key` went, if it was sent lately."""
+        sent = self.keys.get(nick, key)
+        if sent is None and not self.keys.complete():
+            # The budget pushed out recent keys: the store may still know this one.
+            found = self._store.keyed(nick, key)
+            if found is not None and found.ts >= time.time_ns() // 1_000_000 - _KEY_MS:
+                sent = _Sent(found.room, found.id, found.ts)
+        return sent
 
     def _originals(
         self, batch: Batch, ordered: list[tuple[RoomMessage, Post] | TopicChange | _Retry]

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS meta (
 # Since 1.3: the idempotency key a message was sent with, as "<folded nick> <key>".
 _KEYED = """
 CREATE INDEX IF NOT EXISTS messages_keyed ON messages (id) WHERE idem IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_key ON messages (idem) WHERE idem IS NOT NULL;
 """
 
 
@@ -219,6 +220,15 @@ class SQLiteStore(Store):
             row = self._reader.execute(
                 "SELECT id, room, nick, text, ts FROM messages WHERE id = ? AND room = ?",
                 (id, room),
+            ).fetchone()
+        return None if row is None else _row(row)
+
+    def keyed(self, nick: str, key: str) -> RoomMessage | None:
+        with self._read_lock:
+            row = self._reader.execute(
+                "SELECT id, room, nick, text, ts FROM messages WHERE idem = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (f"{nick} {key}",),
             ).fetchone()
         return None if row is None else _row(row)
 

@@ -87,6 +87,11 @@ class Store(ABC):
     def message(self, room: str, id: int) -> RoomMessage | None:
         """The stored message `id` of `room`, or None if it is not kept."""
 
+    def keyed(self, nick: str, key: str) -> RoomMessage | None:
+        """The stored message sent by (folded) `nick` with `key`, if the store
+        keeps keys (the memory store does not)."""
+        return None
+
     @abstractmethod
     def account(self, nick: str) -> str | None:
         """The password hash of a registered (folded) nick, or None."""
