@@ -101,6 +101,7 @@ class Client:
         self.name = name  # for messages: which connection
         self.nick = ""
         self.rooms: set[str] = set()
+        self.token = ""  # the resume token of its welcome
         self.inbox: list[Frame] = []  # frames that were not the reply awaited
         self.expected: list[Frame] = []  # events the model says it gets this step
         self._ids = 0
@@ -306,6 +307,7 @@ class ServerModel(RuleBasedStateMachine):
         assert reply["version"] == PROTOCOL_VERSION
         assert reply["limits"]["history"] == HISTORY
         client.nick = nick
+        client.token = reply["resume"]
         self.connected.append(client)
         return client
 
@@ -517,6 +519,34 @@ class ServerModel(RuleBasedStateMachine):
         assert client.wire.closed() == [], "frames after the reply to bye"
         client.close()
         self._leave_all(client, "quit")
+
+    @rule(target=clients, client=consumes(clients), upper=st.booleans())
+    def resume(self, client: Client, upper: bool) -> Client:
+        """Another connection resumes the session (1.3): it takes over the nick and
+        the rooms silently, and the old connection gets the fatal `replaced`."""
+        new = self._open()
+        nick = client.nick.upper() if upper else client.nick
+        reply = new.call(type="hello", nick=nick, resume=client.token)
+        assert reply["type"] == "welcome", reply
+        assert (reply["resumed"], reply["nick"]) == (True, client.nick)
+        assert reply["resume"] != client.token
+        frames = client.wire.closed()
+        assert [(f["type"], f.get("code"), f.get("fatal")) for f in frames] == [
+            ("error", "replaced", True)
+        ], frames
+        client.close()
+        new.nick, new.token, new.rooms = client.nick, reply["resume"], client.rooms
+        client.rooms = set()
+        for model in self.rooms.values():
+            model.members = [new if c is client else c for c in model.members]
+        self.connected = [new if c is client else c for c in self.connected]
+        # The spent token is ignored: a plain hello for a nick in use.
+        late = self._open()
+        _assert_error(
+            late.call(type="hello", nick=nick, resume=client.token), "nick_in_use", fatal=True
+        )
+        late.close()
+        return new
 
     @precondition(lambda self: len(self.connected) > 1)
     @rule(client=consumes(clients), reset=st.booleans())
