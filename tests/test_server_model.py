@@ -524,6 +524,7 @@ class ServerModel(RuleBasedStateMachine):
     def resume(self, client: Client, upper: bool) -> Client:
         """Another connection resumes the session (1.3): it takes over the nick and
         the rooms silently, and the old connection gets the fatal `replaced`."""
+        event(f"resume: {len(client.rooms)} rooms")
         new = self._open()
         nick = client.nick.upper() if upper else client.nick
         reply = new.call(type="hello", nick=nick, resume=client.token)
