@@ -41,6 +41,16 @@ class Backend(ABC):
         """Give `session` its first nick; False if someone has it."""
 
     @abstractmethod
+    def resume(self, session: Session, nick: str, token: str) -> bool:
+        """Let `session` take over the session the resume `token` names, if that one
+        is still on and has `nick`: its nick and rooms, silently; the old
+        connection gets the fatal `replaced`. False (nothing done) otherwise."""
+
+    @abstractmethod
+    def epoch(self) -> str:
+        """The generation of the stored state (PROTOCOL.md 13)."""
+
+    @abstractmethod
     def join(self, session: Session, room: str, ref: RequestId | None) -> None:
         """Add `session` to `room` (created if new) and queue its `joined`.
 
@@ -51,28 +61,38 @@ class Backend(ABC):
         """Take `session` out of `room`; False if it was not in it."""
 
     @abstractmethod
-    def post(self, session: Session, room: str, text: str, ref: RequestId | None) -> None:
-        """Store and fan out a room message; the echo to the sender is its acknowledgement."""
+    def post(
+        self, session: Session, room: str, text: str, ref: RequestId | None, key: str | None
+    ) -> None:
+        """Store and fan out a room message; the echo to the sender is its acknowledgement.
+        A `key` the sender's nick used lately gets the original echo instead."""
 
     @abstractmethod
     def set_topic(self, session: Session, room: str, topic: str, ref: RequestId | None) -> None:
         """Store and announce a topic; returns once the sender's reply is queued."""
 
     @abstractmethod
-    def direct(self, session: Session, to: str, text: str, ref: RequestId | None) -> bool:
-        """Deliver a direct message; False if nobody is connected as `to`."""
+    def direct(
+        self, session: Session, to: str, text: str, ref: RequestId | None, key: str | None
+    ) -> bool:
+        """Deliver a direct message; False if nobody is connected as `to`. A `key`
+        the sender's nick used lately gets the original echo instead."""
 
     @abstractmethod
     def rename(self, session: Session, new: str, ref: RequestId | None) -> bool:
         """Change `session`'s nick and tell who shares a room; False if taken."""
 
     @abstractmethod
-    def room_list(self) -> list[RoomInfo]:
-        """Rooms with members, the fullest first."""
+    def room_list(self, after: str | None, limit: int) -> tuple[list[RoomInfo], bool]:
+        """Up to `limit` rooms with members, named after `after`, in name order,
+        and whether more follow."""
 
     @abstractmethod
-    def members(self, room: str) -> list[str] | None:
-        """The nicks in `room`, or None if it never existed."""
+    def members(
+        self, room: str, after: str | None, limit: int
+    ) -> tuple[list[str], int, bool] | None:
+        """Up to `limit` nicks in `room` after `after` in folded order, how many
+        members it has and whether more follow; None if it never existed."""
 
     @abstractmethod
     def history(

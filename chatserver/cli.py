@@ -21,6 +21,12 @@ from chatserver.store import MemoryStore, Store
 __all__ = ["main", "parse_args"]
 
 _DEFAULTS = ServerConfig()
+# The GIL switch interval of the server process. Every thread waiting for the
+# GIL wakes once per interval; with the default 5 ms, 10,000 readers woken at
+# once (everyone joins a room) spend the CPU on those wake-ups and a room fills
+# at a few joins per second (docs/BENCHMARKS.md, "One large room"). Threads
+# here rarely run that long without blocking, so a longer one costs little.
+SWITCH_INTERVAL = 0.1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--max-members", type=int, default=_DEFAULTS.max_members, help="members of one room"
+    )
+    p.add_argument(
+        "--large-room",
+        type=int,
+        default=_DEFAULTS.large_room,
+        help="members above which a room is large: no per-member presence (%(default)s)",
     )
     p.add_argument(
         "--auth-failures",
@@ -124,6 +136,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         max_per_address=args.max_per_address,
         max_rooms=args.max_rooms,
         max_members=args.max_members,
+        large_room=args.large_room,
         auth_failures=args.auth_failures,
         auth_window=args.auth_window,
         tls_cert=args.tls_cert,
@@ -136,6 +149,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -39,6 +39,7 @@ from chatserver.logs import log_failure
 from chatserver.redis_client import OUTAGES, Entry, connect, entry_number, message_of
 from chatserver.relay import Pending, Relay
 from chatserver.session import Session
+from chatserver.store import new_epoch
 
 __all__ = ["ClusterBackend"]
 
@@ -147,6 +148,21 @@ class ClusterBackend(Backend):
             return False
         return self.hub.claim(session, nick)
 
+    def resume(self, session: Session, nick: str, token: str) -> bool:
+        # Not in a cluster yet: the token is ignored and the hello goes on as usual.
+        return False
+
+    def epoch(self) -> str:
+        # Named in Redis, once per data set: a Redis that comes back empty gets a new one.
+        def read() -> str:
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set("chat:epoch", new_epoch(), nx=True)
+                pipe.get("chat:epoch")
+                _, epoch = pipe.execute()
+            return str(epoch)
+
+        return self.call(read)
+
     def rename(self, session: Session, new: str, ref: RequestId | None) -> bool:
         old = session.nick
         assert old is not None
@@ -185,7 +201,7 @@ class ClusterBackend(Backend):
         nick = session.nick
         assert nick is not None
         config = self._config
-        reply = self.run("JOIN", room, fold(nick), nick, config.room_capacity)
+        reply = self.run("JOIN", room, fold(nick), nick, config.max_members)
         if not reply[0]:
             raise JoinRefused(room)
         topic, members = reply[1], list(reply[2:])
@@ -193,8 +209,8 @@ class ClusterBackend(Backend):
             session, room, ref=ref, topic=topic, members=members, max_frame=config.max_frame
         ):
             # This node does not follow the room yet: read where its stream stands, follow it.
-            messages, _, top = self.page(room, before=None, after=None, limit=config.history)
-            self.hub.follow(room, topic, messages, top)
+            messages, older, top = self.page(room, before=None, after=None, limit=config.history)
+            self.hub.follow(room, topic, messages, top, older=older)
             self.relay.wake(self._redis)
 
     def part(self, session: Session, room: str) -> bool:
@@ -206,7 +222,10 @@ class ClusterBackend(Backend):
         self.hub.withdraw(session, [room])
         return True
 
-    def post(self, session: Session, room: str, text: str, ref: RequestId | None) -> None:
+    def post(
+        self, session: Session, room: str, text: str, ref: RequestId | None, key: str | None
+    ) -> None:
+        # Keys are not deduplicated in a cluster yet.
         self._posts.put(_Post(session, room, text, ref, self._token()))
 
     def set_topic(self, session: Session, room: str, topic: str, ref: RequestId | None) -> None:
@@ -221,7 +240,9 @@ class ClusterBackend(Backend):
         assert pending.done is not None
         pending.done.wait(_TOPIC_WAIT)
 
-    def direct(self, session: Session, to: str, text: str, ref: RequestId | None) -> bool:
+    def direct(
+        self, session: Session, to: str, text: str, ref: RequestId | None, key: str | None
+    ) -> bool:
         ts = time.time_ns() // 1_000_000
         found = self.run("DIRECT", fold(to), session.nick, text, ts, _INBOX_CAP)
         if not found:
@@ -232,7 +253,7 @@ class ClusterBackend(Backend):
         self.hub.send(session, event)
         return True
 
-    def room_list(self) -> list[RoomInfo]:
+    def room_list(self, after: str | None, limit: int) -> tuple[list[RoomInfo], bool]:
         def read() -> list[RoomInfo]:
             topics: dict[str, str] = self._redis.hgetall("chat:rooms")
             names = list(topics)
@@ -246,11 +267,14 @@ class ClusterBackend(Backend):
                 if size
             ]
 
-        rows = self.call(read)
-        rows.sort(key=lambda r: (-r.members, r.room))
-        return rows
+        rows = sorted(
+            (r for r in self.call(read) if after is None or r.room > after), key=lambda r: r.room
+        )
+        return rows[:limit], len(rows) > limit
 
-    def members(self, room: str) -> list[str] | None:
+    def members(
+        self, room: str, after: str | None, limit: int
+    ) -> tuple[list[str], int, bool] | None:
         def read() -> list[str] | None:
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hexists("chat:rooms", room)
@@ -258,7 +282,11 @@ class ClusterBackend(Backend):
                 exists, nicks = pipe.execute()
             return list(nicks) if exists else None
 
-        return self.call(read)
+        nicks = self.call(read)
+        if nicks is None:
+            return None
+        rest = sorted((n for n in nicks if after is None or fold(n) > fold(after)), key=fold)
+        return rest[:limit], len(nicks), len(rest) > limit
 
     def history(
         self, room: str, *, before: int | None, after: int | None, limit: int

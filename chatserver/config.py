@@ -8,11 +8,6 @@ from chatproto import DEFAULT_MAX_FRAME, MAX_TEXT
 
 __all__ = ["ServerConfig"]
 
-_MEMBER_BYTES = 27  # the longest nick, quoted, with a comma
-# The rest of a `joined` frame: fields, a 64-character ref, a room name and a
-# topic of 300 four-byte characters.
-_LIST_OVERHEAD = 1500
-
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -39,7 +34,8 @@ class ServerConfig:
     server_password: str | None = None
     max_per_address: int = 64
     max_rooms: int = 50
-    max_members: int = 1000
+    max_members: int = 10_000
+    large_room: int = 250  # a room with more members is large (PROTOCOL.md 1.3)
     auth_failures: int = 5
     auth_window: float = 60.0
     tls_cert: str | None = None
@@ -47,14 +43,6 @@ class ServerConfig:
     redis_url: str | None = None  # set: a node of a cluster sharing this Redis
     redis_history: int = 10_000  # entries kept per room stream in Redis
     node_ttl: float = 10.0  # a cluster node silent this long is taken for dead
-
-    @property
-    def room_capacity(self) -> int:
-        """Members a room may have: `max_members`, or fewer if their list would not
-        fit in one frame (a nick takes at most 27 bytes of it). Frames too small
-        for that (a test's setting) still allow two, unless `max_members` is lower."""
-        fit = (self.max_frame - _LIST_OVERHEAD) // _MEMBER_BYTES
-        return min(self.max_members, max(2, fit))
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_text <= MAX_TEXT:
@@ -69,6 +57,7 @@ class ServerConfig:
             "max_per_address",
             "max_rooms",
             "max_members",
+            "large_room",
             "auth_failures",
             "redis_history",
         ):

@@ -77,6 +77,7 @@ class Handler:
             hard_limit=config.hard_limit,
             max_rooms=config.max_rooms,
             max_members=config.room_capacity,
+            large_room=config.large_room,
         )
         self._commands: dict[str, Callable[[Session, Any], bool]] = {
             "hello": self._hello,
@@ -168,21 +169,28 @@ class Handler:
             return False
         if not self._password_ok(session, cmd.nick, cmd.password, cmd.id, fatal=True):
             return False
-        if not self._backend.claim(session, cmd.nick):
+        # A resume token that does not take over a session is ignored (PROTOCOL.md 1.3).
+        resumed = cmd.resume is not None and self._backend.resume(session, cmd.nick, cmd.resume)
+        if not resumed and not self._backend.claim(session, cmd.nick):
             return self._fail(
                 session, ErrorCode.NICK_IN_USE, f"nick {cmd.nick!r} is in use", cmd.id, fatal=True
             )
-        log.info("%s: hello from %s as %s (%s)", session.id, session.peer, cmd.nick, cmd.client)
+        nick = session.nick or cmd.nick
+        how = "resumed" if resumed else "hello"
+        log.info("%s: %s from %s as %s (%s)", session.id, how, session.peer, nick, cmd.client)
         self._hub.send(
             session,
             Welcome(
                 ref=cmd.id,
                 session=session.id,
-                nick=cmd.nick,
+                nick=nick,
                 server=self._config.name,
                 version=PROTOCOL_VERSION,
                 limits=self._limits,
                 motd=self._config.motd,
+                epoch=self._backend.epoch(),
+                resume=self._hub.issue_token(session),
+                resumed=resumed,
             ),
         )
         session.welcomed = True
@@ -284,7 +292,7 @@ class Handler:
         try:
             self._backend.join(session, cmd.room, cmd.id)
         except JoinRefused:
-            capacity = config.room_capacity
+            capacity = config.max_members
             return self._fail(
                 session,
                 ErrorCode.ROOM_FULL,
@@ -303,7 +311,7 @@ class Handler:
             return True
         if cmd.room not in session.rooms:
             return self._not_in(session, cmd.room, cmd.id)
-        self._backend.post(session, cmd.room, cmd.text, cmd.id)
+        self._backend.post(session, cmd.room, cmd.text, cmd.id, cmd.key)
         return True
 
     def _topic(self, session: Session, cmd: SetTopic) -> bool:
@@ -315,28 +323,39 @@ class Handler:
         return True
 
     def _rooms(self, session: Session, cmd: Rooms) -> bool:
-        rooms = self._backend.room_list()
-        reply = RoomList(ref=cmd.id, rooms=rooms)
+        rooms, more = self._backend.room_list(cmd.after, cmd.limit)
+        reply = RoomList.model_construct(ref=cmd.id, rooms=rooms, more=more)
         if len(encode(reply)) - 1 > self._config.max_frame:
             # The longest prefix that fits (PROTOCOL.md 6.6): `fits` rows do, `over` do not.
             fits, over = 0, len(rooms)
             while over - fits > 1:
                 mid = (fits + over) // 2
                 if (
-                    len(encode(RoomList(ref=cmd.id, rooms=rooms[:mid]))) - 1
+                    len(encode(RoomList.model_construct(ref=cmd.id, rooms=rooms[:mid], more=True)))
+                    - 1
                     <= self._config.max_frame
                 ):
                     fits = mid
                 else:
                     over = mid
-            reply = RoomList(ref=cmd.id, rooms=rooms[:fits])
+            reply = RoomList.model_construct(ref=cmd.id, rooms=rooms[:fits], more=True)
         return self._reply(session, reply)
 
     def _members(self, session: Session, cmd: Members) -> bool:
-        members = self._backend.members(cmd.room)
-        if members is None:
+        page = self._backend.members(cmd.room, cmd.after, cmd.limit)
+        if page is None:
             return self._no_room(session, cmd.room, cmd.id)
-        return self._reply(session, MemberList(ref=cmd.id, room=cmd.room, members=members))
+        members, count, more = page
+        reply = MemberList.model_construct(
+            ref=cmd.id, room=cmd.room, members=members, count=count, more=more
+        )
+        while len(members) > 1 and len(encode(reply)) - 1 > self._config.max_frame:
+            # The first members that fit; the rest is on the next page.
+            members = members[: len(members) // 2]
+            reply = MemberList.model_construct(
+                ref=cmd.id, room=cmd.room, members=members, count=count, more=True
+            )
+        return self._reply(session, reply)
 
     def _history(self, session: Session, cmd: History) -> bool:
         page = self._backend.history(cmd.room, before=cmd.before, after=cmd.after, limit=cmd.limit)
@@ -356,7 +375,7 @@ class Handler:
     def _dm(self, session: Session, cmd: Dm) -> bool:
         if not self._text_ok(session, cmd.text, cmd.id):
             return True
-        if not self._backend.direct(session, cmd.to, cmd.text, cmd.id):
+        if not self._backend.direct(session, cmd.to, cmd.text, cmd.id, cmd.key):
             return self._fail(
                 session, ErrorCode.NO_SUCH_NICK, f"nobody is connected as {cmd.to!r}", cmd.id
             )

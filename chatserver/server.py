@@ -56,12 +56,16 @@ class ChatServer:
         self.backend: Backend
         if store is None:
             assert config.redis_url is not None
-            self.hub = Hub(lock, self.writer, {}, config.history)
+            self.hub = Hub(lock, self.writer, {}, config.history, large_room=config.large_room)
             self.backend = ClusterBackend(config, self.hub, config.redis_url)
         else:
-            snapshot = store.load(config.history)
-            self.hub = Hub(lock, self.writer, snapshot.rooms, config.history)
-            self.backend = LocalBackend(config, self.hub, store, snapshot.next_id)
+            # Keyed messages of the last ten minutes are still deduplicated.
+            since = time.time_ns() // 1_000_000 - 600_000
+            snapshot = store.load(config.history, keys_since=since)
+            self.hub = Hub(
+                lock, self.writer, snapshot.rooms, config.history, large_room=config.large_room
+            )
+            self.backend = LocalBackend(config, self.hub, store, snapshot)
         self.handler = Handler(config, self.hub, self.backend)
         self.housekeeper = Housekeeper(config, self.hub)
         self._acceptor = threading.Thread(target=self._accept_loop, name="chat-listener")

@@ -52,6 +52,7 @@ class Session:
         self.ping_sent = 0.0
         self.end_reason: LeaveReason | None = None
         self.end_detail = ""
+        self.resume_token: str | None = None  # under the hub lock
 
     def encode(self, event: Event) -> bytes | None:
         """`event` as bytes for this client, or None once the session is closed."""

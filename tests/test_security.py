@@ -128,7 +128,7 @@ def test_registered_nick_needs_its_password_for_nick() -> None:
         _error(mallory.request(type="nick", nick="alice"), "auth_failed")
         _error(mallory.request(type="nick", nick="Alice", password=OTHER), "auth_failed")
         # Not fatal, and the nick did not change.
-        assert mallory.request(type="members", room="lobby")["members"] == ["mallory", "bob"]
+        assert mallory.request(type="members", room="lobby")["members"] == ["bob", "mallory"]
         assert _alive(bob) == []  # nobody was told of a rename
 
         reply = mallory.request(type="nick", nick="Alice", password=PASSWORD)
@@ -572,7 +572,7 @@ def test_errors_and_replies_reveal_no_addresses_ids_or_internals() -> None:
         _error(reply, "already_registered")
         _clean(reply["message"], "127.0.0.1", bob_session, bob_peer)
 
-        assert ask(type="members", room="lobby")["members"] == ["bob", "alice"]
+        assert ask(type="members", room="lobby")["members"] == ["alice", "bob"]
         assert ask(type="members", room="secret")["members"] == ["bob"]
         ask(type="rooms")
         ask(type="say", room="lobby", text="hello bob")

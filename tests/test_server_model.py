@@ -66,6 +66,7 @@ TEXTS = st.text(alphabet="ab é😀\t\n", min_size=1, max_size=6)
 HISTORY = 2  # messages in `joined`: few, so that the history there is cut
 PAGE_MAX = 100  # the largest `limit` of `history`
 PAGE = 2  # the `limit` of the pages walked after every step
+KEYS = ("k1", "k2")  # idempotency keys: few, so that they are reused
 PROBE = "probe"  # not in NICKS: nobody can take it or write to it
 
 SERVER_SETTINGS: dict[str, Any] = {
@@ -100,6 +101,7 @@ class Client:
         self.name = name  # for messages: which connection
         self.nick = ""
         self.rooms: set[str] = set()
+        self.token = ""  # the resume token of its welcome
         self.inbox: list[Frame] = []  # frames that were not the reply awaited
         self.expected: list[Frame] = []  # events the model says it gets this step
         self._ids = 0
@@ -145,7 +147,8 @@ class RoomModel:
     messages: list[Frame] = field(default_factory=list)  # as the echo, without ref
 
     def nicks(self) -> list[str]:
-        return sorted(c.nick for c in self.members)
+        """In case-folded order, as `joined` and `members` list them (1.3)."""
+        return sorted((c.nick for c in self.members), key=_fold)
 
     def page(
         self, *, before: int | None, after: int | None, limit: int
@@ -169,6 +172,7 @@ class ServerModel(RuleBasedStateMachine):
         self.rooms: dict[str, RoomModel] = {}
         self.message_ids: set[int] = set()
         self.dm_ids: set[int] = set()
+        self.keys: dict[tuple[str, str], Frame] = {}  # (folded nick, key) -> original echo
         self._serial = 0
         try:
             self.server: ChatServer = self._stack.enter_context(running(**SERVER_SETTINGS))
@@ -217,24 +221,23 @@ class ServerModel(RuleBasedStateMachine):
             _assert_error(reply, "no_such_room")
             return
         assert reply["type"] == "members", reply
-        assert {**reply, "members": sorted(reply["members"])} == {
+        assert reply == {
             "type": "members",
             "room": room,
             "members": self.rooms[room].nicks(),
+            "count": len(self.rooms[room].members),
             "more": False,
         }
 
     def _check_rooms(self, reply: Frame) -> None:
         assert reply["type"] == "rooms", reply
-        rows = reply["rooms"]
-        counts = [row["members"] for row in rows]
-        assert counts == sorted(counts, reverse=True), f"not most populated first: {rows}"
         expected = [
             {"room": name, "members": len(model.members), "topic": model.topic}
-            for name, model in self.rooms.items()
+            for name, model in sorted(self.rooms.items())
             if model.members
         ]
-        assert sorted(rows, key=_key) == sorted(expected, key=_key)
+        assert reply["rooms"] == expected, "populated rooms, in name order (1.3)"
+        assert reply["more"] is False
 
     def _leave_all(self, client: Client, reason: str) -> None:
         """`client` is gone: its rooms are told why."""
@@ -304,6 +307,7 @@ class ServerModel(RuleBasedStateMachine):
         assert reply["version"] == PROTOCOL_VERSION
         assert reply["limits"]["history"] == HISTORY
         client.nick = nick
+        client.token = reply["resume"]
         self.connected.append(client)
         return client
 
@@ -324,13 +328,14 @@ class ServerModel(RuleBasedStateMachine):
             model.members.append(client)
             client.rooms.add(room)
         assert reply["type"] == "joined", reply
-        assert {**reply, "members": sorted(reply["members"])} == {
+        assert reply == {
             "type": "joined",
             "room": room,
             "topic": model.topic,
             "members": model.nicks(),
             "history": model.messages[-HISTORY:],
-            "more": False,
+            "count": len(model.members),
+            "more": len(model.messages) > HISTORY,  # older messages exist (1.3)
         }
         if len(model.messages) > HISTORY:
             event("join: history cut")
@@ -387,6 +392,30 @@ class ServerModel(RuleBasedStateMachine):
                 other.expected.append(reply)
         if room in client.rooms:
             event(f"say: {len(self._others(client, room))} told")
+
+    @rule(client=clients, room=st.sampled_from(ROOMS), key=st.sampled_from(KEYS), text=TEXTS)
+    def keyed_say(self, client: Client, room: str, key: str, text: str) -> None:
+        """A `say` with an idempotency key (1.3): a key the nick used before, in
+        any room and on any connection, gets the original message back."""
+        reply = client.call(type="say", room=room, text=text, key=key)
+        if room not in client.rooms:
+            _assert_error(reply, "not_in_room")
+            return
+        scope = (_fold(client.nick), key)
+        original = self.keys.get(scope)
+        if original is not None:
+            event("keyed say: a retry")
+            assert reply == original, "a retry gets the original echo; nobody else anything"
+            return
+        assert reply["type"] == "message", reply
+        assert (reply["room"], reply["nick"], reply["text"]) == (room, client.nick, text)
+        model = self.rooms[room]
+        assert reply["id"] not in self.message_ids
+        self.message_ids.add(reply["id"])
+        model.messages.append(reply)
+        for other in self._others(client, room):
+            other.expected.append(reply)
+        self.keys[scope] = reply
 
     @rule(client=clients, to=st.sampled_from(NICKS), text=TEXTS)
     def dm(self, client: Client, to: str, text: str) -> None:
@@ -493,6 +522,35 @@ class ServerModel(RuleBasedStateMachine):
         assert client.wire.closed() == [], "frames after the reply to bye"
         client.close()
         self._leave_all(client, "quit")
+
+    @rule(target=clients, client=consumes(clients), upper=st.booleans())
+    def resume(self, client: Client, upper: bool) -> Client:
+        """Another connection resumes the session (1.3): it takes over the nick and
+        the rooms silently, and the old connection gets the fatal `replaced`."""
+        event(f"resume: {len(client.rooms)} rooms")
+        new = self._open()
+        nick = client.nick.upper() if upper else client.nick
+        reply = new.call(type="hello", nick=nick, resume=client.token)
+        assert reply["type"] == "welcome", reply
+        assert (reply["resumed"], reply["nick"]) == (True, client.nick)
+        assert reply["resume"] != client.token
+        frames = client.wire.closed()
+        assert [(f["type"], f.get("code"), f.get("fatal")) for f in frames] == [
+            ("error", "replaced", True)
+        ], frames
+        client.close()
+        new.nick, new.token, new.rooms = client.nick, reply["resume"], client.rooms
+        client.rooms = set()
+        for model in self.rooms.values():
+            model.members = [new if c is client else c for c in model.members]
+        self.connected = [new if c is client else c for c in self.connected]
+        # The spent token is ignored: a plain hello for a nick in use.
+        late = self._open()
+        _assert_error(
+            late.call(type="hello", nick=nick, resume=client.token), "nick_in_use", fatal=True
+        )
+        late.close()
+        return new
 
     @precondition(lambda self: len(self.connected) > 1)
     @rule(client=consumes(clients), reset=st.booleans())

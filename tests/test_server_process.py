@@ -36,6 +36,8 @@ def test_help_lists_every_flag() -> None:
         "--soft-limit",
         "--soft-seconds",
         "--hard-limit",
+        "--max-members",
+        "--large-room",
     ):
         assert flag in out
 

@@ -71,7 +71,7 @@ def test_register_then_the_nick_needs_its_password(make_client: ClientFactory) -
 
     back = make_client("alice", password=PASSWORD)
     assert back.welcome is not None and back.welcome.nick == "alice"
-    assert back.join("lobby").members == ["watcher", "alice"]
+    assert back.join("lobby").members == ["alice", "watcher"]
 
 
 def test_register_twice_and_short_passwords(make_client: ClientFactory) -> None:

@@ -26,14 +26,14 @@ def test_pipe_sends_lines_and_commands(server_port: int, make_client: ClientFact
     lines = done.stdout.splitlines()
     expected = [
         rf"{STAMP} \* connected to threadchat as alice",
-        rf"{STAMP} #lobby \* you joined #lobby; 2 here: bob, alice",
+        rf"{STAMP} #lobby \* you joined #lobby; 2 here: alice, bob",
         rf"{STAMP} #lobby <alice> hello everyone",
         rf"{STAMP} \[dm\] alice -> bob psst",
-        rf"{STAMP} #lobby \* 2 members: bob, alice",
+        rf"{STAMP} #lobby \* 2 members: alice, bob",
         rf"{STAMP} #dev \* you joined #dev; 1 here: alice",
         rf"{STAMP} #dev <alice> in dev now",
         rf"{STAMP} #dev \* alice set the topic: dev talk",
-        rf"{STAMP} \* 2 rooms: #lobby \(2\), #dev \(1\) dev talk",
+        rf"{STAMP} \* 2 rooms: #dev \(1\) dev talk, #lobby \(2\)",
     ]
     assert len(lines) == len(expected), lines
     for line, pattern in zip(lines, expected, strict=True):

@@ -101,7 +101,7 @@ def test_two_people_talk(tmux: Tmux, server_port: int, make_client: ClientFactor
     tmux.start("bob", server_port, "bob")
     next_of(watcher, MemberJoined, nick="bob")
     tmux.wait("alice", lambda s: "* bob joined" in s)
-    tmux.wait("bob", lambda s: "you joined #lobby; 3 here: watcher, alice, bob" in s)
+    tmux.wait("bob", lambda s: "you joined #lobby; 3 here: alice, bob, watcher" in s)
 
     tmux.type("bob", "hi alice, how are you?")
     tmux.wait("alice", lambda s: "#lobby <bob> hi alice, how are you?" in s)
@@ -114,7 +114,7 @@ def test_two_people_talk(tmux: Tmux, server_port: int, make_client: ClientFactor
     assert next_of(watcher, RoomMessage).text == "hi alice, how are you?"
 
     tmux.type("bob", "/who")
-    tmux.wait("bob", lambda s: "#lobby * 3 members: watcher, alice, bob" in s)
+    tmux.wait("bob", lambda s: "#lobby * 3 members: alice, bob, watcher" in s)
 
     # The same nick has the same colour on both screens.
     colour = nick_style("bob").removeprefix("nick.")

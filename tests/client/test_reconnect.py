@@ -148,7 +148,7 @@ def test_reconnect_retries_while_the_nick_is_held(tmp_path: Path) -> None:
             next_of(watcher, MemberLeft, nick="alice")
             back = next_of(alice, Reconnected, timeout=10)
             assert back.welcome.nick == "alice" and back.attempts >= 2
-            assert watcher.members("lobby").members == ["watcher", "alice"]
+            assert watcher.members("lobby").members == ["alice", "watcher"]
     finally:
         alice.close()
         for server in servers:

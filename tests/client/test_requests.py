@@ -85,7 +85,7 @@ def test_rooms_members_topic_history_ping(make_client: ClientFactory) -> None:
     alice.join("dev")
     rooms = alice.rooms()
     assert isinstance(rooms, RoomList)
-    assert [(r.room, r.members) for r in rooms.rooms] == [("lobby", 2), ("dev", 1)]
+    assert [(r.room, r.members) for r in rooms.rooms] == [("dev", 1), ("lobby", 2)]
     members = bob.members("dev")  # no membership needed
     assert isinstance(members, MemberList) and members.members == ["alice"]
     topic = alice.topic("lobby", "Release day")

@@ -166,6 +166,7 @@ def test_commands_pipelined_behind_hello_are_handled_in_order(clients: Clients) 
         "ref": 4,
         "room": room,
         "members": [nick],
+        "count": 1,
         "more": False,
     }
     assert by_ref[5]["type"] == "pong"
