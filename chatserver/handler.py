@@ -76,7 +76,7 @@ class Handler:
             soft_seconds=config.soft_seconds,
             hard_limit=config.hard_limit,
             max_rooms=config.max_rooms,
-            max_members=config.room_capacity,
+            max_members=config.max_members,
             large_room=config.large_room,
         )
         self._commands: dict[str, Callable[[Session, Any], bool]] = {
