@@ -15,6 +15,7 @@ import getpass
 import os
 import re
 import sys
+from typing import NoReturn
 
 from chatclient.client import Client
 from chatclient.controller import Controller
@@ -45,8 +46,15 @@ def default_nick() -> str:
         return "guest"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags get one line that names the flag, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="chat-client",
         description="Chat from a terminal, or from a pipe (PROTOCOL.md v1).",
         epilog="Passwords are better set through the environment variables CHAT_PASSWORD "
@@ -94,6 +102,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="TLS without checking the certificate (development only); implies --tls",
     )
     args = p.parse_args(argv)
+    if not args.timeout > 0:
+        p.error("--timeout must be > 0 seconds")
+    if not 0 < args.port < 65536:
+        p.error("--port must be from 1 to 65535")
     if args.insecure and args.ca is not None:
         p.error("--insecure checks no certificate: it cannot be combined with --ca")
     args.tls = args.tls or args.insecure or args.ca is not None

@@ -294,6 +294,12 @@ class Client:
         return self._inbox.dropped if self._inbox is not None else 0
 
     @property
+    def pending_requests(self) -> int:
+        """Requests sent on the current connection that still wait for their reply."""
+        session = self._session
+        return session.waiting if session is not None else 0
+
+    @property
     def pings_answered(self) -> int:
         """The server's pings this client answered, since the start."""
         session = self._session
