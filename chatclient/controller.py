@@ -252,7 +252,12 @@ class Controller:
             topic = self.topics.get(room, "")
             self.out.note(f"topic: {topic}" if topic else "no topic is set", room)
         else:
-            self._send(SetTopic(room=room, topic="" if text in CLEAR_TOPIC else text))
+
+            def changed(reply: Event) -> None:
+                if isinstance(reply, TopicChanged):  # our own change: a reply, not an event
+                    self.topics[reply.room] = reply.topic
+
+            self._send(SetTopic(room=room, topic="" if text in CLEAR_TOPIC else text), changed)
 
     def _reconnect(self) -> None:
         client = self.client

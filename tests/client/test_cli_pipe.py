@@ -7,6 +7,8 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
+
 from chatclient import Client
 from chatproto import DirectMessage, Error, Joined, RoomMessage, Welcome, parse_event
 from chatserver.sqlite_store import SQLiteStore
@@ -139,6 +141,118 @@ def test_reconnects_and_shows_missed_messages(tmp_path: Path, make_server: Serve
         client.proc.stdin.write("I am back\n")  # type: ignore[union-attr]
         client.proc.stdin.flush()  # type: ignore[union-attr]
         client.expect(lambda line: line.endswith("#lobby <alice> I am back"))
+    finally:
+        code, stderr = client.finish()
+        for server in servers:
+            server.shutdown()
+    assert code == 0, stderr
+
+
+REFUSALS = [
+    ("x" * 4001, "the text is too long: at most 4000 characters"),
+    ("bell \x07 here", "the text contains control characters"),
+    ("/join Bad!", "invalid room name 'bad!'"),
+    ("/frobnicate", "unknown command /frobnicate"),
+    ("/history 500", "usage: /history [N], N from 1 to 100"),
+    ("/msg bob", "usage: /msg NICK TEXT"),
+    ("/nick", "usage: /nick NEW"),
+    ("/switch nowhere", "you are not in #nowhere"),
+]
+
+
+@pytest.mark.parametrize(("line", "says"), REFUSALS, ids=[s for _, s in REFUSALS])
+def test_every_local_refusal_fails_the_pipe(server_port: int, line: str, says: str) -> None:
+    done = run_client(server_port, "--nick", "alice", stdin=f"{line}\nstill sent\n")
+    assert done.returncode == 1, done.stdout
+    assert says in done.stderr and len(done.stderr.splitlines()) == 1
+    assert " ! " not in done.stdout
+    assert done.stdout.splitlines()[-1].endswith("#lobby <alice> still sent")
+
+
+def test_no_room_fails_the_pipe(server_port: int) -> None:
+    done = run_client(server_port, "--nick", "alice", "--room", "", stdin="hello?\n")
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("! you are in no room: /join ROOM first")
+
+
+def test_a_pipe_shows_no_motd_or_history_unless_asked(make_server: ServerFactory) -> None:
+    port = make_server(motd="Be kind.").address[1]
+    with Client("bob", port=port) as bob:
+        bob.join("lobby")
+        bob.say("lobby", "from before")
+    quiet = run_client(port, "--nick", "alice", stdin="")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Be kind." not in quiet.stdout and "from before" not in quiet.stdout
+    assert "you joined #lobby" in quiet.stdout
+    told = run_client(port, "--nick", "alice", "--backlog", stdin="")
+    lines = told.stdout.splitlines()
+    assert lines[1].endswith("* Be kind.")
+    # "You joined" first, then what the room replays.
+    assert "you joined #lobby" in lines[2] and lines[3].endswith("#lobby <bob> from before")
+
+
+def test_topics_are_remembered_and_cleared(server_port: int) -> None:
+    script = (
+        "/topic\n/topic first topic\n/topic\n/topic --clear\n/topic\n/topic x\n/topic ''\n/topic\n"
+    )
+    done = run_client(server_port, "--nick", "alice", stdin=script)
+    assert done.returncode == 0, done.stderr
+    notes = [line.split(" * ", 1)[1] for line in done.stdout.splitlines()[2:]]
+    assert notes == [
+        "no topic is set",
+        "alice set the topic: first topic",
+        "topic: first topic",
+        "alice cleared the topic",
+        "no topic is set",
+        "alice set the topic: x",
+        "alice cleared the topic",
+        "no topic is set",
+    ]
+
+
+def test_exit_can_be_said(server_port: int, make_client: ClientFactory) -> None:
+    bob = make_client("bob")
+    bob.join("lobby")
+    done = run_client(server_port, "--nick", "alice", stdin="/say exit\n// exit\nexit\nnot sent\n")
+    assert done.returncode == 0, done.stderr
+    assert [m.text for m in bob.history("lobby").messages] == ["exit", "/ exit"]
+
+
+def test_part_says_where_you_talk_only_when_it_changed(server_port: int) -> None:
+    script = "/join dev\n/switch lobby\n/part dev\n/join ops\n/part\n"
+    done = run_client(server_port, "--nick", "alice", stdin=script)
+    assert done.returncode == 0, done.stderr
+    notes = [line.split(" * ", 1)[1] for line in done.stdout.splitlines()[2:]]
+    assert notes == [
+        "you joined #dev; 1 here: alice",
+        "now talking in #lobby",
+        "you left #dev",  # and lobby was current already: nothing more
+        "you joined #ops; 1 here: alice",
+        "you left #ops",
+        "now talking in #lobby",  # after "you left", not before
+    ]
+
+
+def test_a_line_typed_while_disconnected_is_sent_once_after(
+    tmp_path: Path, make_server: ServerFactory
+) -> None:
+    db = tmp_path / "chat.db"
+    first = start_server(SQLiteStore(db))
+    port = first.address[1]
+    client = Lines([sys.executable, "-m", "chatclient", "--port", str(port), "--nick", "alice"])
+    servers = [first]
+    try:
+        client.expect(lambda line: "you joined #lobby" in line)
+        first.shutdown()
+        client.expect(lambda line: "reconnect attempt 1 failed" in line)
+        client.proc.stdin.write("typed while away\n")  # type: ignore[union-attr]
+        client.proc.stdin.flush()  # type: ignore[union-attr]
+        client.expect(lambda line: "not connected: this will be sent" in line)
+        servers.append(start_on_port(port, db))
+        client.expect(lambda line: line.endswith("#lobby <alice> typed while away"), timeout=20)
+        with Client("bob", port=port) as bob:
+            texts = [m.text for m in bob.history("lobby").messages]
+        assert texts.count("typed while away") == 1
     finally:
         code, stderr = client.finish()
         for server in servers:
