@@ -10,9 +10,21 @@ from pathlib import Path
 import pytest
 
 from chatclient import Client
-from chatproto import DirectMessage, Error, Joined, RoomMessage, Welcome, parse_event
+from chatproto import (
+    DirectMessage,
+    Error,
+    Join,
+    Joined,
+    MemberCount,
+    MemberList,
+    Members,
+    RoomMessage,
+    Welcome,
+    parse_event,
+)
 from chatserver.sqlite_store import SQLiteStore
 from tests.client.conftest import ClientFactory, ServerFactory, next_of, start_on_port, start_server
+from tests.client.fakes import Peer, ScriptedServer
 from tests.client.procs import Lines, ends_with, run_client
 
 STAMP = r"\d\d:\d\d"
@@ -258,3 +270,31 @@ def test_a_line_typed_while_disconnected_is_sent_once_after(
         for server in servers:
             server.shutdown()
     assert code == 0, stderr
+
+
+def test_who_in_a_large_room_shows_the_count_and_a_page() -> None:
+    """PROTOCOL.md 1.3: `joined` and `members` carry the first page and the count."""
+    first_page = [f"user{i:04d}" for i in range(3)]
+
+    def large(peer: Peer) -> None:
+        peer.welcome()
+        join = peer.expect(Join)
+        peer.send(
+            Joined(ref=join.id, room="lobby", topic="", members=first_page, history=[], count=5000)
+        )
+        who = peer.expect(Members)
+        assert who.room == "lobby" and who.after is None
+        peer.send(
+            MemberList(ref=who.id, room="lobby", members=first_page, count=5001, more=True),
+            MemberCount(room="lobby", count=5600),
+        )
+        peer.idle()
+
+    with ScriptedServer(large) as fake:
+        done = run_client(fake.port, "--nick", "alice", stdin="/who\n")
+    assert done.returncode == 0, done.stderr
+    notes = [line.split(" * ", 1)[1] for line in done.stdout.splitlines()[1:]]
+    assert notes[:2] == [
+        "you joined #lobby; 5000 here (/who lists them)",
+        "5001 members; the first 3: user0000, user0001, user0002",
+    ]
