@@ -25,6 +25,7 @@ class Proxy:
         self._downstream: list[socket.socket] = []
         self._upstream: list[socket.socket] = []
         self._held = threading.Event()
+        self._holding = threading.Event()  # a relay of the server's bytes has stopped
         self._threads: list[threading.Thread] = []
         self._accepting = threading.Thread(target=self._accept, name="chat-proxy", daemon=True)
 
@@ -47,8 +48,15 @@ class Proxy:
             thread.join(5)
 
     def hold(self) -> None:
-        """From now on, the server's bytes are not passed on (nor read)."""
+        """From now on, the server's bytes are not passed on (nor read).
+
+        Returns once the relay has stopped: a read it had under way when
+        called may still have passed on what arrived by then, nothing later.
+        """
+        self._holding.clear()
         self._held.set()
+        if not self._holding.wait(5):
+            raise AssertionError("the relay did not stop")
 
     def cut(self) -> None:
         """Close every client's side; the server's side stays open, unread (a ghost)."""
@@ -83,6 +91,7 @@ class Proxy:
         source.settimeout(0.05)
         while not self._stop.is_set():
             if held is not None and held.is_set():
+                self._holding.set()
                 if self._closed(sink):
                     return  # cut while held: the server's side is a ghost now
                 held.wait(0.05)
