@@ -53,9 +53,6 @@ from chatproto import (
     History,
     Join,
     Joined,
-    MemberCount,
-    MemberJoined,
-    MemberLeft,
     Members,
     Nick,
     Part,
@@ -117,7 +114,6 @@ class Controller:
         self.current: str | None = None
         self.rooms: list[str] = []  # joined (or being joined), in joining order
         self.topics: dict[str, str] = {}
-        self.counts: dict[str, int] = {}  # members of each joined room
         self.failures = 0
         # The nick whose password the next line is (the prompt hides it), if any.
         self.password_for: str | None = None
@@ -147,12 +143,6 @@ class Controller:
         send what the broken connection kept back."""
         if isinstance(event, TopicChanged):
             self.topics[event.room] = event.topic
-        elif isinstance(event, MemberCount):
-            self.counts[event.room] = event.count
-        elif isinstance(event, MemberJoined) and event.room in self.counts:
-            self.counts[event.room] += 1
-        elif isinstance(event, MemberLeft) and event.room in self.counts:
-            self.counts[event.room] = max(0, self.counts[event.room] - 1)
         elif isinstance(event, Reconnected):
             for joined in event.rooms:
                 self._joined(joined)
@@ -270,7 +260,6 @@ class Controller:
 
     def _joined(self, reply: Joined) -> None:
         self.topics[reply.room] = reply.topic
-        self.counts[reply.room] = len(reply.members) if reply.count is None else reply.count
 
     def _join(self, room: str) -> None:
         previous = self.current
@@ -297,7 +286,6 @@ class Controller:
             return
         if room in self.rooms:
             self.rooms.remove(room)
-        self.counts.pop(room, None)
         moved = self.current == room
         if moved:
             self.current = self.rooms[-1] if self.rooms else None

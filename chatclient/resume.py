@@ -172,11 +172,6 @@ class Resumer:
         with self._lock:
             return frozenset(self._state.rooms)
 
-    @property
-    def epoch(self) -> str | None:
-        with self._lock:
-            return self._state.epoch
-
     def hello(self) -> Hello:
         """The `hello` for the next connection: the current nick and password, and the
         resume token of the last `welcome`, which lets the server hand over at once the

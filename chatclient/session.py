@@ -30,7 +30,7 @@ from chatproto import (
     ServerPing,
 )
 
-__all__ = ["Session", "fail"]
+__all__ = ["Session"]
 
 log = logging.getLogger("chatclient")
 
@@ -45,7 +45,7 @@ class _Pending:
     future: Future[Event]
 
 
-def fail(future: Future[Event], error: BaseException) -> None:
+def _fail(future: Future[Event], error: BaseException) -> None:
     """Fail `future` unless it is settled already."""
     with contextlib.suppress(InvalidStateError):
         future.set_exception(error)
@@ -108,7 +108,7 @@ class Session:
                 self._ended = error
             pending, self._pending = self._pending, {}
         for item in pending.values():
-            fail(item.future, type(error)(*error.args))
+            _fail(item.future, type(error)(*error.args))
 
     def _pong(self, ping: ServerPing) -> None:
         try:
@@ -177,7 +177,7 @@ class Session:
             if pending is None:
                 log.debug("a reply to a forgotten request: %r", event)
             elif isinstance(event, Error):
-                fail(pending.future, ChatError.from_event(event))
+                _fail(pending.future, ChatError.from_event(event))
             else:
                 if self._observer is not None:
                     self._observer(pending.command, event)
