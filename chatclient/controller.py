@@ -69,6 +69,8 @@ __all__ = ["Controller"]
 _ROOM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _NICK = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,23}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Messages kept while the connection is down, at most; more are refused.
+MAX_UNSENT = 100
 
 
 def problem(action: Action) -> str | None:
@@ -364,6 +366,8 @@ class Controller:
             return False
         client = self.client
         with self._lock:
+            if len(self._unsent) >= MAX_UNSENT:
+                return False
             self._unsent.append(command)
         if client is not None and client.connected:
             # It reconnected already, before this failure was seen.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import NoReturn, cast
+
 import pytest
 
-from chatclient import Disconnected, Reconnected, RejoinFailed
+from chatclient import Client, ConnectionLost, Disconnected, Reconnected, RejoinFailed
 from chatclient.cli import sanitize_nick
 from chatclient.commands import (
     ChangeNick,
@@ -25,7 +27,8 @@ from chatclient.commands import (
     is_secret,
     parse_line,
 )
-from chatclient.controller import problem
+from chatclient.controller import MAX_UNSENT, Controller, problem
+from chatclient.output import TextOutput
 from chatclient.render import (
     event_lines,
     nick_style,
@@ -249,3 +252,31 @@ def test_text_never_reaches_the_terminal_raw() -> None:
 def test_json_is_the_protocol_frame() -> None:
     frame = '{"type":"member_joined","room":"lobby","nick":"carol"}'
     assert to_json(parse_event(frame.encode())) == frame
+
+
+class _Offline:
+    """A client whose connection is down and being re-established."""
+
+    connected = False
+    nickname = "alice"
+
+    def submit(self, command: object, callback: object = None) -> NoReturn:
+        raise ConnectionLost("not connected; reconnecting")
+
+    def reconnect_now(self) -> bool:
+        return True
+
+
+def test_messages_kept_while_disconnected_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    controller = Controller(TextOutput(ansi=False), keep_unsent=True)
+    controller.client = cast(Client, _Offline())
+    controller.current, controller.rooms = "lobby", ["lobby"]
+    for i in range(MAX_UNSENT + 1):
+        controller.handle(f"line {i}")
+    out = capsys.readouterr()
+    assert out.out.count("not connected: this will be sent") == MAX_UNSENT
+    assert out.err.count("say failed: not connected; reconnecting") == 1
+    assert controller.failures == 1
+    assert not controller.wait(0.01)  # kept lines are still owed
+    controller.handle("")
+    assert "reconnecting now" in capsys.readouterr().out
