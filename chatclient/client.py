@@ -113,6 +113,8 @@ _HOPELESS: Final = frozenset(
 )
 # How long a send refused with `unavailable` waits before it is tried again, at most.
 _RETRY_PAUSE: Final = 1.0
+# The share of close()'s timeout kept for the threads to end after waiting for `ok`.
+_JOIN_SHARE: Final = 0.25
 
 
 class _State(Enum):
@@ -367,13 +369,15 @@ class Client:
             thread = self._thread
         inside = threading.current_thread() is thread
         if first and session is not None:
+            # The `ok` may take most of the time; the rest is for the threads to end.
+            answered = deadline - timeout * _JOIN_SHARE
             bye: Future[Event] = Future()
             try:
-                session.submit(Bye(), bye, deadline)
+                session.submit(Bye(), bye, answered)
                 if inside:
-                    session.link.flushed(deadline)
+                    session.link.flushed(answered)
                 else:
-                    bye.result(max(0.0, deadline - time.monotonic()))
+                    bye.result(max(0.0, answered - time.monotonic()))
             except (ClientError, ProtocolError, FutureTimeout):
                 pass
         if session is not None:
