@@ -107,9 +107,12 @@ def prompt_line(screen: str) -> str:
 def test_two_people_talk(tmux: Tmux, server_port: int, make_client: ClientFactory) -> None:
     watcher = make_client("watcher")
     watcher.join("lobby")
+    # The prompt shows once the client has started and joined (the watcher knows then).
     tmux.start("alice", server_port, "alice")
+    tmux.wait("alice", lambda s: prompt_line(s) == "[lobby] >")
     next_of(watcher, MemberJoined, nick="alice")
     tmux.start("bob", server_port, "bob")
+    tmux.wait("bob", lambda s: prompt_line(s) == "[lobby] >")
     next_of(watcher, MemberJoined, nick="bob")
     tmux.wait("alice", lambda s: "* bob joined" in s)
     tmux.wait("bob", lambda s: "you joined #lobby; 3 here: watcher, alice, bob" in s)
@@ -153,15 +156,18 @@ def test_typed_line_survives_incoming_messages(
     bob = make_client("bob")
     bob.join("lobby")
     tmux.start("alice", server_port, "alice")
-    next_of(bob, MemberJoined, nick="alice")
     tmux.wait("alice", lambda s: prompt_line(s) == "[lobby] >")
+    next_of(bob, MemberJoined, nick="alice")
 
     tmux.type("alice", "a half-typed thou", enter=False)
     tmux.wait("alice", lambda s: prompt_line(s) == "[lobby] > a half-typed thou")
     for i in range(3):
         bob.say("lobby", f"interruption {i}")
-    screen = tmux.wait("alice", lambda s: "<bob> interruption 2" in s)
-    assert prompt_line(screen) == "[lobby] > a half-typed thou"
+    # The lines are printed above the prompt, which is then drawn again.
+    screen = tmux.wait(
+        "alice",
+        lambda s: "<bob> interruption 2" in s and prompt_line(s) == "[lobby] > a half-typed thou",
+    )
     lines = screen.splitlines()
     assert [i for i, line in enumerate(lines) if "<bob> interruption" in line] == sorted(
         i for i, line in enumerate(lines) if "<bob> interruption" in line
@@ -230,8 +236,8 @@ def test_topic_order_and_the_word_exit(
     bob = make_client("bob")
     bob.join("lobby")
     tmux.start("alice", server_port, "alice")
-    next_of(bob, MemberJoined, nick="alice")
     tmux.wait("alice", lambda s: prompt_line(s) == "[lobby] >")
+    next_of(bob, MemberJoined, nick="alice")
 
     tmux.type("alice", "/topic first topic")
     tmux.wait("alice", lambda s: "alice set the topic: first topic" in s)
