@@ -30,6 +30,7 @@ from chatclient.events import (
     LibraryEvent,
     Reconnected,
     Reconnecting,
+    RejoinFailed,
 )
 from chatclient.policy import ReconnectPolicy
 
@@ -48,6 +49,7 @@ __all__ = [
     "ReconnectPolicy",
     "Reconnected",
     "Reconnecting",
+    "RejoinFailed",
     "RequestTimeout",
     "TlsCertificateError",
     "TlsError",

@@ -1,28 +1,30 @@
-"""The client: one chat session over TCP (or TLS), driven by a single receive thread.
+"""The client: a chat session that outlives its connections, driven by one receive thread.
 
-Any thread may send: a lock keeps each frame whole and gives request ids in
-sending order. Only the receive thread reads; it settles each request's
-future from the reply that carries its id, answers the server's pings, and
-hands every other event to the callback and the queue, in arrival order.
-With reconnection on, the same thread connects again, rejoins the rooms and
-fetches the room messages missed meanwhile (PROTOCOL.md section 13).
+A `Client` is the public face; the work is split by job:
+`chatclient.session.Session` is one connection's requests and replies (ids,
+futures, pings answered), `chatclient.resume.Resumer` what carries over from
+one connection to the next (nick, password, rooms, resume token, epoch, ids
+seen), and `chatclient.link.Link` the bytes (a sender thread writes, so no
+caller ever blocks on a server that stops reading). The client connects,
+runs the receive thread, reconnects, and hands events to the callback and
+the queue, in arrival order.
 
 TLS runs over memory buffers (`chatclient.tls`): the socket stays a plain
-one, so the receive thread can block in `recv` while others send.
+one, so the receive thread can block in `recv` while the sender writes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
+import functools
 import logging
+import secrets
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 from typing import Final, TypeVar
@@ -38,19 +40,25 @@ from chatclient.errors import (
     RequestTimeout,
     TlsError,
 )
-from chatclient.events import ClientEvent, Disconnected, Reconnected, Reconnecting
+from chatclient.events import (
+    ClientEvent,
+    Disconnected,
+    Reconnected,
+    Reconnecting,
+    RejoinFailed,
+)
 from chatclient.inbox import Inbox
 from chatclient.link import Link
 from chatclient.pacing import Pacer
 from chatclient.policy import ReconnectPolicy
-from chatclient.resume import Tracker, missed
+from chatclient.resume import Rejoin, Resumer
+from chatclient.session import Session
 from chatclient.tls import client_context
 from chatproto import (
     Bye,
     Command,
     DirectMessage,
     Dm,
-    Error,
     ErrorCode,
     Event,
     Hello,
@@ -58,7 +66,6 @@ from chatproto import (
     HistoryPage,
     Join,
     Joined,
-    LocalProtocolError,
     MemberList,
     Members,
     Nick,
@@ -75,13 +82,12 @@ from chatproto import (
     RoomMessage,
     Rooms,
     Say,
-    ServerPing,
     SetTopic,
     TopicChanged,
     Welcome,
 )
 
-__all__ = ["CLIENT_NAME", "Client"]
+__all__ = ["CLIENT_NAME", "Client", "new_key"]
 
 log = logging.getLogger("chatclient")
 
@@ -105,19 +111,18 @@ _HOPELESS: Final = frozenset(
         ErrorCode.FRAME_TOO_LARGE,
     }
 )
+# How long a send refused with `unavailable` waits before it is tried again, at most.
+_RETRY_PAUSE: Final = 1.0
+# The share of close()'s timeout kept for the threads to end after waiting for `ok`.
+_JOIN_SHARE: Final = 0.25
 
 
 class _State(Enum):
     NEW = "new"
+    CONNECTING = "connecting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    command: Command
-    future: Future[Event]
 
 
 @contextlib.contextmanager
@@ -133,9 +138,9 @@ def _checked() -> Iterator[None]:
         raise InvalidRequest(details) from None
 
 
-def _fail(future: Future[Event], error: BaseException) -> None:
-    with contextlib.suppress(InvalidStateError):
-        future.set_exception(error)
+def new_key() -> str:
+    """A fresh idempotency key for a `say` or `dm` (PROTOCOL.md 1.3): 22 random characters."""
+    return secrets.token_urlsafe(16)
 
 
 class Client:
@@ -145,24 +150,35 @@ class Client:
     default), gives the command a fresh `id`, waits for the reply with that
     `ref` and returns it typed. It raises `ChatError` (with `.code`) if the
     server refused, `ConnectionLost` if the connection broke or is being
-    re-established, and `RequestTimeout` if no reply came in time.
+    re-established, and `RequestTimeout` if no reply came in time (a server
+    that stops reading makes requests time out too: they never block longer).
+
+    `say` and `dm` carry an idempotency key (PROTOCOL.md 1.3): a fresh one
+    unless given. Within their timeout they are sent again, with the same
+    key, after `unavailable` and, with `reconnect`, after the connection
+    broke: a server that keys messages stores each one once.
 
     Events, meaning everything the server sends that is not a reply (room
     messages of others, direct messages, presence, fatal errors) plus the
-    library's `Disconnected`/`Reconnecting`/`Reconnected`/`EventsDropped`,
-    go first to `on_event`, called in the receive thread (keep it short, and
-    do not call blocking request methods from it: use `submit`), then to a
-    queue read by `next_event()`/`events()`. The queue holds `queue_size`
-    events (0 disables it); when it is full, new events are dropped for the
-    queue (the callback still sees them) and an `EventsDropped` marker takes
-    their place, so a slow reader never delays replies or the connection.
+    library's `Disconnected`/`Reconnecting`/`Reconnected`/`RejoinFailed`/
+    `EventsDropped`, go first to `on_event`, called in the receive thread
+    (keep it short, and do not call blocking request methods from it: use
+    `submit`), then to a queue read by `next_event()`/`events()`. The queue
+    holds `queue_size` events (0 disables it); when it is full, new events
+    are dropped for the queue (the callback still sees them) and an
+    `EventsDropped` marker takes their place, so a slow reader never delays
+    replies or the connection.
 
     With `reconnect`, a broken connection is re-established with capped
-    exponential backoff: same nick (retried while the server still holds it),
-    same rooms, and every room message stored meanwhile is delivered once, in
-    order. Direct messages sent meanwhile are lost: servers do not store them.
+    exponential backoff: same nick (the last `welcome`'s resume token takes
+    over the session the server may still hold), each room rejoined on its
+    own (one that refuses is reported by `RejoinFailed`), and every room
+    message stored meanwhile is delivered once, in order; if the server lost
+    its stored state (another `welcome.epoch`), the ids seen are forgotten.
+    Direct messages sent meanwhile are lost: servers do not store them.
     `fallbacks` are other servers of the same cluster, as (host, port): a
-    reconnection that cannot reach the current server tries each in turn.
+    connection, the first one too, that cannot reach the current server
+    tries each in turn.
 
     With `pace`, requests wait for a slot in a copy of the server's rate limit
     instead of being refused with `rate_limited`.
@@ -179,9 +195,9 @@ class Client:
     `tls` may also be an `ssl.SSLContext` of your own. A refused certificate
     raises `TlsCertificateError`, another TLS failure `TlsError`.
 
-    Options that cannot work together, or a `ca` file that cannot be loaded,
-    raise `ValueError`; a nick or password the protocol does not allow,
-    `InvalidRequest`.
+    Options that cannot work together, a bad number, or a `ca` file that
+    cannot be loaded raise `ValueError`; a nick or password the protocol does
+    not allow, `InvalidRequest`.
     """
 
     def __init__(
@@ -204,11 +220,15 @@ class Client:
         client_name: str = CLIENT_NAME,
     ) -> None:
         with _checked():
-            self._hello = Hello(
+            hello = Hello(
                 nick=nick, client=client_name, password=password, server_password=server_password
             )
-        if queue_size < 0 or timeout <= 0:
-            raise ValueError("queue_size must be >= 0 and timeout > 0")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")
+        if queue_size < 0:
+            raise ValueError(f"queue_size must be >= 0, not {queue_size!r}")
+        if not 0 < port < 65536:
+            raise ValueError(f"port must be from 1 to 65535, not {port!r}")
         if isinstance(tls, ssl.SSLContext):
             if ca is not None or insecure:
                 raise ValueError("ca= and insecure= configure tls=True, not a context of your own")
@@ -231,34 +251,30 @@ class Client:
         )
         self._inbox = Inbox(queue_size) if queue_size else None
         self._pacer = Pacer() if pace else None
-        self._tracker = Tracker()
-        self._ids = itertools.count(1)
-        # Lock order: _send_lock, then _lock. _lock guards the fields below it.
-        self._send_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._state = _State.NEW
-        self._link: Link | None = None
-        self._setup_link: Link | None = None  # a reconnection in progress
-        self._pending: dict[RequestId, _Pending] = {}
-        self._nick = nick
-        self._rooms: set[str] = set()
+        self._resumer = Resumer(hello)
         self._welcome: Welcome | None = None
         self._closing = threading.Event()
+        self._wake = threading.Event()  # cuts a reconnection's wait short
+        # _lock guards the fields below it; _changed is notified when _state changes.
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._state = _State.NEW
+        self._session: Session | None = None
+        self._setup: Link | None = None  # a connection being set up
         self._thread: threading.Thread | None = None
-        self.pings_answered = 0
+        self._pings = 0  # answered on sessions that ended
 
     # -- what the client knows ----------------------------------------------
 
     @property
     def nickname(self) -> str:
         """The nick the server knows this client by now."""
-        return self._nick
+        return self._resumer.nick
 
     @property
     def joined_rooms(self) -> frozenset[str]:
         """The rooms this client is in (and rejoins after a reconnection)."""
-        with self._lock:
-            return frozenset(self._rooms)
+        return self._resumer.rooms
 
     @property
     def welcome(self) -> Welcome | None:
@@ -279,96 +295,112 @@ class Client:
         """Events the full queue did not take, since the start."""
         return self._inbox.dropped if self._inbox is not None else 0
 
+    @property
+    def pending_requests(self) -> int:
+        """Requests sent on the current connection that still wait for their reply."""
+        session = self._session
+        return session.waiting if session is not None else 0
+
+    @property
+    def pings_answered(self) -> int:
+        """The server's pings this client answered, since the start."""
+        session = self._session
+        return self._pings + (session.pings_answered if session is not None else 0)
+
     def __repr__(self) -> str:
         tls = " tls" if self.tls else ""
-        return f"<Client {self._nick} {self.host}:{self.port}{tls} {self._state.value}>"
+        return f"<Client {self.nickname} {self.host}:{self.port}{tls} {self._state.value}>"
 
     # -- life cycle ---------------------------------------------------------------
 
     def connect(self, timeout: float | None = None) -> Welcome:
         """Connect and say hello; returns the `welcome`.
 
+        Tries the server, then each of `fallbacks` in turn, until one answers.
         Raises `ChatError` if the server refuses the hello (e.g. `nick_in_use`,
-        `auth_failed`), `ConnectionLost` if it cannot be reached, and its
+        `auth_failed`), `ConnectionLost` if none can be reached, and its
         subclass `TlsError` (`TlsCertificateError`) if TLS cannot be set up;
         the client may then try again. A failure here is never retried
-        automatically.
+        automatically. Only one `connect` may run: another raises `ClientError`.
         """
         with self._lock:
             if self._closing.is_set():
                 raise ClientClosed("the client was closed")
-            if self._state is not _State.NEW or self._thread is not None:
+            if self._state is not _State.NEW:
                 raise ClientError("connect() was called already")
-        limit = timeout or self.timeout
-        deadline = time.monotonic() + limit
+            self._state = _State.CONNECTING
         try:
-            link = Link.open(self.host, self.port, limit, self._closing, self._tls_context)
-        except TlsError:
-            raise
-        except (OSError, TimeoutError) as exc:
-            raise ConnectionLost(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        try:
-            welcome = self._greet(link, deadline)
-        except (OSError, ProtocolError) as exc:
-            link.close()
-            raise ConnectionLost(f"lost {self.host}:{self.port} during hello: {exc}") from exc
-        except ConnectionLost as exc:
-            link.close()
-            if isinstance(exc, ClientClosed | TlsError):
-                raise
-            # Closed without a word: what a TLS server does to a plaintext hello.
-            hint = "" if self.tls else " (does the server expect TLS?)"
-            raise ConnectionLost(
-                f"{self.host}:{self.port} closed the connection during hello{hint}"
-            ) from exc
+            session, welcome = self._open(timeout or self.timeout)
         except BaseException:
-            link.close()
+            with self._changed:
+                if self._state is _State.CONNECTING:
+                    self._state = _State.NEW
+                self._changed.notify_all()
             raise
-        thread = threading.Thread(target=self._run, name=f"chatclient-{welcome.nick}", daemon=True)
-        with self._lock:
+        thread = threading.Thread(
+            target=self._run, args=(session,), name=f"chatclient-{welcome.nick}", daemon=True
+        )
+        with self._changed:
             # Started under the lock: close() must never see a thread it cannot join.
+            self._setup = None
             if self._closing.is_set():
-                link.close()
+                session.close()
                 raise ClientClosed("the client was closed while connecting")
-            self._link, self._state, self._thread = link, _State.CONNECTED, thread
+            self._session, self._state, self._thread = session, _State.CONNECTED, thread
+            self._changed.notify_all()
             thread.start()
         return welcome
 
     def close(self, timeout: float = 1.0) -> None:
-        """Say `bye`, wait up to `timeout` for its `ok`, and stop the receive thread.
+        """Say `bye`, wait for its `ok`, and stop the receive thread, within `timeout` seconds.
 
-        Idempotent. Waiting requests fail with `ClientClosed`. When called from
-        the receive thread itself (a callback), the thread ends right after.
+        Returns within `timeout` in every state, even if the server stopped
+        reading. Idempotent. Waiting requests fail with `ClientClosed`. When
+        called from the receive thread itself (a callback), the thread ends
+        right after.
         """
+        deadline = time.monotonic() + timeout
         with self._lock:
             first = not self._closing.is_set()
             self._closing.set()
-            link = self._link if self._state is _State.CONNECTED else None
-            setup = self._setup_link
+            self._wake.set()
+            session = self._session if self._state is _State.CONNECTED else None
+            setup = self._setup
             thread = self._thread
         inside = threading.current_thread() is thread
-        if first and link is not None:
+        if first and session is not None:
+            # The `ok` may take most of the time; the rest is for the threads to end.
+            answered = deadline - timeout * _JOIN_SHARE
             bye: Future[Event] = Future()
             try:
-                self._transmit(link, Bye(), bye)
-                if not inside:
-                    bye.result(timeout)
-            except (ClientError, FutureTimeout):
+                session.submit(Bye(), bye, answered)
+                if inside:
+                    session.link.flushed(answered)
+                else:
+                    bye.result(max(0.0, answered - time.monotonic()))
+            except (ClientError, ProtocolError, FutureTimeout):
                 pass
-        for each in (link, setup):
-            if each is not None:
-                each.shutdown()
+        if session is not None:
+            session.shutdown()
+            session.end(ClientClosed("the client was closed"))
+        if setup is not None:
+            setup.shutdown()
         if thread is not None and not inside:
-            thread.join(max(timeout, 5.0))
+            thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                log.warning("the receive thread did not stop in time")
-        with self._lock:
+                log.debug("the receive thread is still in a callback; it ends after it")
+        with self._changed:
             self._state = _State.CLOSED
-            pending, self._pending = self._pending, {}
-        for item in pending.values():
-            _fail(item.future, ClientClosed("the client was closed"))
-        if thread is None and self._inbox is not None:
+            self._changed.notify_all()
+        if self._inbox is not None:
             self._inbox.finish(ClientClosed("the client was closed"))
+
+    def reconnect_now(self) -> bool:
+        """Cut short the wait before the next reconnection attempt; False if not reconnecting."""
+        if self._state is not _State.RECONNECTING:
+            return False
+        self._wake.set()
+        return True
 
     def __enter__(self) -> Client:
         if self._state is _State.NEW:
@@ -413,8 +445,21 @@ class Client:
         The future fails with `ChatError` or `ConnectionLost`. `callback`, if
         given, is attached before sending, so it runs in the receive thread in
         order with the events. Safe from any thread, the receive thread
-        included. Raises `ConnectionLost` at once if not connected.
+        included. Raises `ConnectionLost` at once if not connected, and
+        `RequestTimeout` if the server has not read what was sent before
+        (from the receive thread: at once).
         """
+        inside = threading.current_thread() is self._thread
+        wait = 0.0 if inside else self.timeout
+        _, _, future = self._submit(command, callback, time.monotonic() + wait)
+        return future
+
+    def _submit(
+        self,
+        command: Command,
+        callback: Callable[[Future[Event]], None] | None,
+        deadline: float,
+    ) -> tuple[Session, RequestId, Future[Event]]:
         if isinstance(command, Hello | Bye | Pong):
             raise ValueError(f"{command.type!r} is sent by the client itself")
         if self._pacer is not None and threading.current_thread() is not self._thread:
@@ -425,15 +470,15 @@ class Client:
         if callback is not None:
             future.add_done_callback(callback)
         with self._lock:
-            state, link = self._state, self._link
+            state, session = self._state, self._session
         if self._closing.is_set() or state is _State.CLOSED:
             raise ClientClosed("the client is closed")
-        if state is not _State.CONNECTED or link is None:
+        if state is not _State.CONNECTED or session is None:
             raise ConnectionLost(
                 "not connected; reconnecting" if state is _State.RECONNECTING else "not connected"
             )
-        self._transmit(link, command, future)
-        return future
+        rid = session.submit(command, future, deadline)
+        return session, rid, future
 
     def request(self, command: Command, timeout: float | None = None) -> Event:
         """Send `command` and wait for its reply (untyped; the methods below are typed)."""
@@ -441,12 +486,14 @@ class Client:
             raise RuntimeError(
                 "a blocking request from the receive thread would wait forever; use submit()"
             )
-        future = self.submit(command)
+        deadline = time.monotonic() + (timeout or self.timeout)
+        session, rid, future = self._submit(command, None, deadline)
         try:
-            return future.result(timeout or self.timeout)
+            return future.result(max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             if future.done():
                 raise
+            session.forget(rid)
             raise RequestTimeout(f"no reply to {command.type!r} in time") from None
 
     def _call(self, command: Command, kind: type[R], timeout: float | None) -> R:
@@ -455,8 +502,47 @@ class Client:
             raise ClientError(f"{command.type!r} was answered by {reply.type!r}")
         return reply
 
+    def _call_keyed(self, command: Say | Dm, kind: type[R], timeout: float | None) -> R:
+        """`_call`, sent again with the same key while the outcome is unknown and time remains."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        pause = 0.05
+        while True:
+            broken = self._session
+            try:
+                return self._call(command, kind, max(0.001, deadline - time.monotonic()))
+            except ChatError as exc:
+                if exc.code != ErrorCode.UNAVAILABLE or exc.fatal:
+                    raise
+                failure: ClientError = exc
+                if self._closing.wait(min(pause, max(0.0, deadline - time.monotonic()))):
+                    raise ClientClosed("the client was closed") from exc
+                pause = min(_RETRY_PAUSE, pause * 2)
+            except ClientClosed:
+                raise
+            except ConnectionLost as exc:
+                if self._policy is None:
+                    raise
+                failure = exc
+                with self._changed:
+                    if self._state is _State.NEW:
+                        raise
+                    # Until a new connection is up (or the client ends).
+                    self._changed.wait_for(
+                        functools.partial(self._replaced, broken),
+                        max(0.0, deadline - time.monotonic()),
+                    )
+            if time.monotonic() >= deadline:
+                raise failure
+
+    def _replaced(self, broken: Session | None) -> bool:
+        """Whether `broken` gave way to a new connection, or the client ended (`_lock` held)."""
+        if self._state is _State.CLOSED:
+            return True
+        return self._state is _State.CONNECTED and self._session is not broken
+
     def join(self, room: str, *, timeout: float | None = None) -> Joined:
-        """Enter `room` (created if new): its members, topic and latest messages."""
+        """Enter `room` (created if new): its members (the first page in a large room;
+        `count` says how many), topic and latest messages."""
         with _checked():
             command = Join(room=room)
         reply = self._call(command, Joined, timeout)
@@ -466,7 +552,7 @@ class Client:
             # where the room stands: ask, to know where to resume from.
             page = self.history(room, limit=1, timeout=timeout)
             if page.messages:
-                self._tracker.raise_floor(room, page.messages[-1].id)
+                self._resumer.tracker.raise_floor(room, page.messages[-1].id)
         return reply
 
     def part(self, room: str, *, timeout: float | None = None) -> Ok:
@@ -475,17 +561,28 @@ class Client:
             command = Part(room=room)
         return self._call(command, Ok, timeout)
 
-    def say(self, room: str, text: str, *, timeout: float | None = None) -> RoomMessage:
-        """Send `text` to `room`; returns the stored message (the echo), with its id."""
-        with _checked():
-            command = Say(room=room, text=text)
-        return self._call(command, RoomMessage, timeout)
+    def say(
+        self, room: str, text: str, *, key: str | None = None, timeout: float | None = None
+    ) -> RoomMessage:
+        """Send `text` to `room`; returns the stored message (the echo), with its id.
 
-    def dm(self, nick: str, text: str, *, timeout: float | None = None) -> DirectMessage:
-        """Send `text` to the connected client `nick`; returns the delivered message."""
+        `key` is the idempotency key (a fresh one if None): give the same key
+        to send the same message again after a `RequestTimeout`.
+        """
         with _checked():
-            command = Dm(to=nick, text=text)
-        return self._call(command, DirectMessage, timeout)
+            command = Say(room=room, text=text, key=key or new_key())
+        return self._call_keyed(command, RoomMessage, timeout)
+
+    def dm(
+        self, nick: str, text: str, *, key: str | None = None, timeout: float | None = None
+    ) -> DirectMessage:
+        """Send `text` to the connected client `nick`; returns the delivered message.
+
+        `key` is the idempotency key, as for `say`.
+        """
+        with _checked():
+            command = Dm(to=nick, text=text, key=key or new_key())
+        return self._call_keyed(command, DirectMessage, timeout)
 
     def nick(
         self, new: str, password: str | None = None, *, timeout: float | None = None
@@ -510,14 +607,30 @@ class Client:
             command = Register(password=password)
         return self._call(command, Ok, timeout)
 
-    def rooms(self, *, timeout: float | None = None) -> RoomList:
-        """The rooms that have members, the most populated first."""
-        return self._call(Rooms(), RoomList, timeout)
-
-    def members(self, room: str, *, timeout: float | None = None) -> MemberList:
-        """Who is in `room` (membership not needed)."""
+    def rooms(
+        self, *, after: str | None = None, limit: int | None = None, timeout: float | None = None
+    ) -> RoomList:
+        """The rooms that have members, a page of them (see `RoomList.more` and `after`)."""
         with _checked():
-            command = Members(room=room)
+            command = Rooms(after=after) if limit is None else Rooms(after=after, limit=limit)
+        return self._call(command, RoomList, timeout)
+
+    def members(
+        self,
+        room: str,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> MemberList:
+        """Who is in `room` (membership not needed): a page of members in nick order,
+        after the nick `after`; `count` is the total and `more` says whether more follow."""
+        with _checked():
+            command = (
+                Members(room=room, after=after)
+                if limit is None
+                else Members(room=room, after=after, limit=limit)
+            )
         return self._call(command, MemberList, timeout)
 
     def topic(self, room: str, topic: str, *, timeout: float | None = None) -> TopicChanged:
@@ -546,63 +659,35 @@ class Client:
             command = Ping(token=token)
         return self._call(command, PongReply, timeout)
 
-    # -- sending --------------------------------------------------------------------
-
-    def _transmit(self, link: Link, command: Command, future: Future[Event] | None) -> RequestId:
-        """Give `command` the next id, register `future` for its reply, and send it."""
-        with self._send_lock:
-            rid = next(self._ids)
-            command = command.model_copy(update={"id": rid})
-            if future is not None:
-                with self._lock:
-                    if self._link is not link and self._setup_link is not link:
-                        raise ConnectionLost("the connection was lost")
-                    self._pending[rid] = _Pending(command, future)
-            try:
-                link.send(command)
-            except (OSError, LocalProtocolError) as exc:
-                with self._lock:
-                    self._pending.pop(rid, None)
-                if self._closing.is_set():
-                    raise ClientClosed("the client is closed") from exc
-                raise ConnectionLost(f"cannot send: {exc}") from exc
-        return rid
-
-    def _pong(self, link: Link, ping: ServerPing) -> None:
-        try:
-            with self._send_lock:
-                link.send(Pong(token=ping.token))
-        except (OSError, LocalProtocolError):
-            return  # the reader will see the connection end
-        self.pings_answered += 1
-
     # -- the receive thread -----------------------------------------------------------
 
-    def _run(self) -> None:
-        link = self._link
+    def _run(self, first: Session) -> None:
+        session: Session | None = first
         reason = "closed"
-        while link is not None:
-            reason, error = self._pump(link)
-            link.close()
+        while session is not None:
+            reason, fatal = session.run(self._deliver)
+            session.close()
             closing = self._closing.is_set()
-            again = self._policy is not None and not closing
-            with self._lock:
-                self._link = None
+            # `replaced`: another connection took this session over; fighting back is pointless.
+            replaced = fatal is not None and fatal.code == ErrorCode.REPLACED
+            again = self._policy is not None and not closing and not replaced
+            with self._changed:
+                self._pings += session.pings_answered
+                self._session = None
                 self._state = _State.RECONNECTING if again else _State.CLOSED
-                pending, self._pending = self._pending, {}
-            for item in pending.values():
-                _fail(
-                    item.future,
-                    ClientClosed("the client was closed") if closing else ConnectionLost(reason),
-                )
+                self._changed.notify_all()
+            session.end(
+                ClientClosed("the client was closed") if closing else ConnectionLost(reason)
+            )
             if closing:
                 break
-            self._emit(Disconnected(reason, error, reconnecting=again))
-            link = self._reconnect(self._policy) if self._policy is not None else None
-            if link is None and self._closing.is_set():
+            self._emit(Disconnected(reason, fatal, reconnecting=again))
+            session = self._reconnect(self._policy) if self._policy is not None and again else None
+            if session is None and self._closing.is_set():
                 reason = "closed"
-        with self._lock:
+        with self._changed:
             self._state = _State.CLOSED
+            self._changed.notify_all()
         if self._inbox is not None:
             self._inbox.finish(
                 ClientClosed("the client was closed")
@@ -610,71 +695,9 @@ class Client:
                 else ConnectionLost(reason)
             )
 
-    def _pump(self, link: Link) -> tuple[str, Error | None]:
-        """Handle events until the connection ends; say why it ended."""
-        fatal: Error | None = None
-        try:
-            held, link.held = link.held, []
-            for event in held:
-                self._dispatch(link, event)
-            while True:
-                event = link.next_event()
-                if isinstance(event, Error) and event.fatal:
-                    fatal = event
-                self._dispatch(link, event)
-        except ConnectionLost as exc:
-            reason = str(exc)
-        except OSError as exc:
-            reason = f"connection error: {exc}"
-        except ProtocolError as exc:
-            reason = f"the server broke the protocol: {exc.message}"
-        except Exception as exc:  # a bug here: end this connection, not the thread's cleanup
-            log.exception("failed to handle an event")
-            reason = f"client error: {exc!r}"
-        if fatal is not None:
-            reason = f"{fatal.code}: {fatal.message}"
-        return reason, fatal
-
-    def _dispatch(self, link: Link, event: Event) -> None:
-        ref = getattr(event, "ref", None)
-        if ref is not None:
-            with self._lock:
-                pending = self._pending.pop(ref, None)
-            if pending is None:
-                log.debug("a reply to a forgotten request: %r", event)
-                return
-            self._settle(pending, event)
-        elif isinstance(event, ServerPing):
-            self._pong(link, event)
-        elif not isinstance(event, RoomMessage) or self._tracker.fresh(event):
+    def _deliver(self, event: Event) -> None:
+        if not isinstance(event, RoomMessage) or self._resumer.fresh(event):
             self._emit(event)
-
-    def _settle(self, pending: _Pending, reply: Event) -> None:
-        """Learn from a reply (rooms, nick, last ids seen), then hand it to its future."""
-        command = pending.command
-        if isinstance(reply, Error):
-            _fail(pending.future, ChatError.from_event(reply))
-            return
-        if isinstance(reply, Joined):
-            self._tracker.joined(reply)
-            with self._lock:
-                self._rooms.add(reply.room)
-        elif isinstance(reply, Ok) and isinstance(command, Part):
-            self._tracker.forget(command.room)
-            with self._lock:
-                self._rooms.discard(command.room)
-        elif isinstance(reply, Ok) and isinstance(command, Register):
-            # Reconnections must now prove the nick is ours.
-            self._hello = self._hello.model_copy(update={"password": command.password})
-        elif isinstance(reply, RoomMessage):
-            self._tracker.fresh(reply)
-        elif isinstance(reply, Renamed):
-            if isinstance(command, Nick) and reply.old.lower() != reply.new.lower():
-                # Another nick: its password (or none) is the one to reconnect with.
-                self._hello = self._hello.model_copy(update={"password": command.password})
-            self._nick = reply.new
-        with contextlib.suppress(InvalidStateError):
-            pending.future.set_result(reply)
 
     def _emit(self, event: ClientEvent) -> None:
         if self._on_event is not None:
@@ -685,75 +708,109 @@ class Client:
         if self._inbox is not None:
             self._inbox.put(event)
 
-    # -- handshake and reconnection (receive thread, or connect()) -----------------------
+    # -- connecting (the receive thread, or connect()) ------------------------------------
 
-    def _exchange(self, link: Link, command: Command, deadline: float) -> Event:
-        """Send `command` and read until its reply, setting other events aside."""
+    def _exchange(self, session: Session, command: Command, deadline: float) -> Event:
         if self._pacer is not None:
             delay = self._pacer.reserve()
             if delay > 0 and self._closing.wait(delay):
                 raise ClientClosed("the client was closed")
-        rid = self._transmit(link, command, None)
-        while True:
-            event = link.next_event(deadline)
-            if getattr(event, "ref", None) == rid:
-                if isinstance(event, Error):
-                    raise ChatError.from_event(event)
-                return event
-            if isinstance(event, ServerPing):
-                self._pong(link, event)
-            elif isinstance(event, Error) and event.fatal:
-                raise ChatError.from_event(event)
-            else:
-                link.held.append(event)
+        return session.exchange(command, deadline)
 
-    def _greet(self, link: Link, deadline: float) -> Welcome:
-        hello = self._hello.model_copy(update={"nick": self._nick})
-        welcome = self._exchange(link, hello, deadline)
+    def _open_link(self, timeout: float) -> Link:
+        """Connect to the current server, else to each fallback in turn; the one
+        that answers becomes current."""
+        start = self._addresses.index((self.host, self.port))
+        failures: list[str] = []
+        for i in range(len(self._addresses)):
+            host, port = self._addresses[(start + i) % len(self._addresses)]
+            try:
+                link = Link.open(
+                    host,
+                    port,
+                    timeout,
+                    self._closing,
+                    self._tls_context,
+                    name=f"chatclient-{self.nickname}",
+                )
+            except TlsError:
+                raise
+            except (OSError, TimeoutError) as exc:
+                failures.append(
+                    f"{host}:{port}: {exc}"
+                    if len(self._addresses) == 1
+                    else f"{host}:{port} ({exc})"
+                )
+                continue
+            self.host, self.port = host, port
+            return link
+        raise ConnectionLost("cannot connect to " + "; ".join(failures))
+
+    def _open(self, timeout: float) -> tuple[Session, Welcome]:
+        """A new connection, greeted: the session and its `welcome`.
+
+        The link stays in `_setup` (where `close()` finds it) until the caller
+        installs the session or drops it.
+        """
+        link = self._open_link(timeout)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._setup = link
+        try:
+            if self._closing.is_set():
+                raise ClientClosed("the client was closed while connecting")
+            session = Session(link, self._resumer.learn)
+            return session, self._greet(session, deadline)
+        except BaseException as exc:
+            link.close()
+            with self._lock:
+                self._setup = None
+            if self._closing.is_set():
+                raise ClientClosed("the client was closed while connecting") from exc
+            if isinstance(exc, OSError | ProtocolError):
+                raise ConnectionLost(f"lost {self.host}:{self.port} during hello: {exc}") from exc
+            if isinstance(exc, ConnectionLost) and not isinstance(exc, TlsError):
+                # Closed without a word: what a TLS server does to a plaintext hello.
+                hint = "" if self.tls else " (does the server expect TLS?)"
+                raise ConnectionLost(
+                    f"{self.host}:{self.port} closed the connection during hello{hint}"
+                ) from exc
+            raise
+
+    def _greet(self, session: Session, deadline: float) -> Welcome:
+        welcome = self._exchange(session, self._resumer.hello(), deadline)
         assert isinstance(welcome, Welcome)  # ClientConnection checks the reply's type
+        self._resumer.welcomed(welcome)
         self._welcome = welcome
-        self._nick = welcome.nick
         if self._pacer is not None:
             self._pacer.configure(welcome.limits.rate, welcome.limits.burst)
         return welcome
 
-    def _rejoin(self, link: Link, deadline: float) -> tuple[list[Joined], list[RoomMessage]]:
-        """Join every room again and fetch what each missed, oldest first per room."""
+    def _resume(self, timeout: float) -> tuple[Session, Welcome, Rejoin]:
+        """A new connection that carries on the session: greeted, rooms rejoined."""
+        session, welcome = self._open(timeout)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._setup = session.link
+        try:
+            rejoin = self._resumer.rejoin(
+                lambda command: self._exchange(session, command, deadline)
+            )
+        except BaseException:
+            session.close()
+            raise
+        finally:
+            with self._lock:
+                self._setup = None
+        return session, welcome, rejoin
 
-        def fetch(command: History) -> HistoryPage:
-            page = self._exchange(link, command, deadline)
-            assert isinstance(page, HistoryPage)
-            return page
+    def _pause(self, delay: float) -> bool:
+        """Wait `delay` seconds, or less if told to hurry; True if the client is closing."""
+        self._wake.wait(delay)
+        self._wake.clear()
+        return self._closing.is_set()
 
-        replies: list[Joined] = []
-        recovered: list[RoomMessage] = []
-        for room in sorted(self.joined_rooms):
-            joined = self._exchange(link, Join(room=room), deadline)
-            assert isinstance(joined, Joined)
-            replies.append(joined)
-            recovered.extend(missed(room, self._tracker.resume_point(room), joined, fetch))
-        return replies, recovered
-
-    def _open_any(self, timeout: float) -> Link:
-        """Connect to the current server, else to each fallback in turn; the one
-        that answers becomes current."""
-        start = self._addresses.index((self.host, self.port))
-        failure: OSError | TimeoutError | None = None
-        for i in range(len(self._addresses)):
-            host, port = self._addresses[(start + i) % len(self._addresses)]
-            try:
-                link = Link.open(host, port, timeout, self._closing, self._tls_context)
-            except TlsError:
-                raise
-            except (OSError, TimeoutError) as exc:
-                failure = exc
-                continue
-            self.host, self.port = host, port
-            return link
-        assert failure is not None
-        raise failure
-
-    def _reconnect(self, policy: ReconnectPolicy) -> Link | None:
+    def _reconnect(self, policy: ReconnectPolicy) -> Session | None:
         """Connect again until it works, the policy gives up, or the client is closed."""
         error: str | None = None
         for attempt, delay in enumerate(policy.delays(), start=1):
@@ -761,18 +818,10 @@ class Client:
                 self._emit(Disconnected(f"gave up after {policy.attempts} attempts: {error}"))
                 return None
             self._emit(Reconnecting(attempt, delay, error))
-            if self._closing.wait(delay):
+            if self._pause(delay):
                 return None
-            link: Link | None = None
             try:
-                deadline = time.monotonic() + policy.timeout
-                link = self._open_any(policy.timeout)
-                with self._lock:
-                    self._setup_link = link
-                if self._closing.is_set():
-                    return None
-                welcome = self._greet(link, deadline)
-                rooms, recovered = self._rejoin(link, deadline)
+                session, welcome, rejoin = self._resume(policy.timeout)
             except ChatError as exc:
                 error = f"{exc.code}: {exc.message}"
                 if exc.code in _HOPELESS:
@@ -781,23 +830,30 @@ class Client:
             except (ClientError, OSError, ProtocolError) as exc:
                 error = str(exc) or type(exc).__name__
             else:
-                with self._lock:
-                    self._setup_link = None
-                    if not self._closing.is_set():
-                        self._link, self._state = link, _State.CONNECTED
-                if self._closing.is_set():
-                    link.close()
+                with self._changed:
+                    self._setup = None
+                    closing = self._closing.is_set()
+                    if not closing:
+                        self._session, self._state = session, _State.CONNECTED
+                        self._changed.notify_all()
+                if closing:
+                    session.close()
                     return None
-                self._emit(Reconnected(welcome, attempt, tuple(rooms), len(recovered)))
-                for message in recovered:
-                    if self._tracker.fresh(message):
+                self._emit(
+                    Reconnected(
+                        welcome,
+                        attempt,
+                        rejoin.joined,
+                        len(rejoin.recovered),
+                        rejoin.epoch_changed,
+                    )
+                )
+                for room, refusal in rejoin.refused:
+                    self._emit(RejoinFailed(room, refusal.code, refusal.message))
+                for message in rejoin.recovered:
+                    if self._resumer.fresh(message):
                         self._emit(message)
-                return link
-            finally:
-                if link is not None and self._link is not link:
-                    with self._lock:
-                        self._setup_link = None
-                    link.close()
+                return session
             if self._closing.is_set():
                 return None
         return None  # pragma: no cover - delays() never ends

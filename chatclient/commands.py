@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from chatproto import MAX_HISTORY_PAGE
 
 __all__ = [
+    "CLEAR_TOPIC",
     "HELP",
     "Action",
     "ChangeNick",
@@ -17,30 +18,38 @@ __all__ = [
     "PartRoom",
     "PrivateMessage",
     "Quit",
+    "Reconnect",
     "RegisterNick",
     "SayText",
     "ShowHistory",
     "Switch",
     "Topic",
     "Who",
+    "is_secret",
     "parse_line",
 ]
 
 DEFAULT_HISTORY = 20
 
+# The values that clear the topic: people type an empty pair of quotes, as in a shell.
+CLEAR_TOPIC = ("--clear", "''", '""')
+
 HELP = (
-    "text                  send text to the current room (//text sends '/text')",
+    "text                  send text to the current room",
+    "/say TEXT             send TEXT as it is: the word exit, or a line starting with /",
+    "                      (//text sends '/text' too)",
     "/join ROOM            join ROOM and make it current",
     "/part [ROOM]          leave ROOM (default: the current room)",
     "/msg NICK TEXT        send a direct message",
-    "/nick NEW [PASSWORD]  change your nick (a registered nick needs its password)",
+    "/nick NEW             change your nick (a registered nick's password is asked for)",
     "/register PASSWORD    register your nick: from then on it needs PASSWORD (8+ characters)",
-    "/who [ROOM]           list the members of ROOM (default: current)",
+    "/who [ROOM]           the members of ROOM (default: current); their count in a large room",
     "/rooms                list the rooms that have members",
-    "/topic [TEXT]         show, or set, the current room's topic",
+    "/topic [TEXT]         show, or set, the current room's topic; /topic --clear clears it",
     f"/history [N]          show the last N messages (default {DEFAULT_HISTORY}, "
     f"at most {MAX_HISTORY_PAGE})",
     "/switch ROOM          make a joined ROOM current",
+    "/reconnect            reconnect now, without waiting (Enter on an empty line too)",
     "/quit, exit           leave",
     "/help                 this list",
 )
@@ -70,7 +79,6 @@ class PrivateMessage:
 @dataclass(frozen=True, slots=True)
 class ChangeNick:
     nick: str
-    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,11 @@ class Quit:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnect:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     pass
 
@@ -133,6 +146,7 @@ Action = (
     | ShowHistory
     | Switch
     | Quit
+    | Reconnect
     | Help
     | Invalid
 )
@@ -144,7 +158,12 @@ def _room(word: str) -> str:
 
 
 def parse_line(line: str) -> Action | None:
-    """The action a typed line asks for; None for a blank line."""
+    """The action a typed line asks for; None for a blank line.
+
+    Arguments that name one thing (a room, a nick) are the rest of the line,
+    spaces included, so that a mistyped name is refused as a whole, never
+    cut at its first space.
+    """
     line = line.rstrip("\r\n")
     if not line.strip():
         return None
@@ -164,29 +183,27 @@ def parse_line(line: str) -> Action | None:
         return Help()
     if name == "rooms":
         return ListRooms()
+    if name == "reconnect":
+        return Reconnect()
+    if name == "say":
+        # Only the one space after the command goes: the text is kept as typed.
+        text = line[1:].partition(" ")[2]
+        return SayText(text) if text.strip() else Invalid("usage: /say TEXT")
     if name in ("join", "j"):
-        return JoinRoom(_room(words[0])) if len(words) == 1 else Invalid("usage: /join ROOM")
+        return JoinRoom(_room(rest)) if rest else Invalid("usage: /join ROOM")
     if name in ("switch", "s"):
-        return Switch(_room(words[0])) if len(words) == 1 else Invalid("usage: /switch ROOM")
+        return Switch(_room(rest)) if rest else Invalid("usage: /switch ROOM")
     if name in ("part", "leave"):
-        if len(words) > 1:
-            return Invalid("usage: /part [ROOM]")
-        return PartRoom(_room(words[0]) if words else None)
+        return PartRoom(_room(rest) if rest else None)
     if name in ("who", "members", "names"):
-        if len(words) > 1:
-            return Invalid("usage: /who [ROOM]")
-        return Who(_room(words[0]) if words else None)
+        return Who(_room(rest) if rest else None)
     if name in ("msg", "dm"):
         nick, _, text = rest.partition(" ")
         if not nick or not text.strip():
             return Invalid("usage: /msg NICK TEXT")
         return PrivateMessage(nick, text.strip())
     if name == "nick":
-        # The password is the rest of the line: it may contain spaces.
-        nick, _, password = rest.partition(" ")
-        if not nick:
-            return Invalid("usage: /nick NEW [PASSWORD]")
-        return ChangeNick(nick, password.strip() or None)
+        return ChangeNick(rest) if rest else Invalid("usage: /nick NEW")
     if name == "register":
         return RegisterNick(rest) if rest else Invalid("usage: /register PASSWORD")
     if name == "topic":
@@ -198,3 +215,9 @@ def parse_line(line: str) -> Action | None:
             return ShowHistory(int(words[0]))
         return Invalid(f"usage: /history [N], N from 1 to {MAX_HISTORY_PAGE}")
     return Invalid(f"unknown command /{name}; /help lists the commands")
+
+
+def is_secret(line: str) -> bool:
+    """Whether a typed line holds a password, and so must not be kept in the line history."""
+    name = line.strip().partition(" ")[0].lower()
+    return name == "/register"

@@ -18,6 +18,7 @@ __all__ = [
     "LibraryEvent",
     "Reconnected",
     "Reconnecting",
+    "RejoinFailed",
 ]
 
 
@@ -41,12 +42,30 @@ class Reconnecting:
 
 @dataclass(frozen=True, slots=True)
 class Reconnected:
-    """The session is back and `rooms` rejoined; the `recovered` missed room messages follow."""
+    """The session is back and `rooms` rejoined; the `recovered` missed room messages follow.
+
+    `epoch_changed` says the server lost its stored state meanwhile (PROTOCOL.md
+    section 13): what it missed before the loss cannot be fetched, and the
+    recovered messages are those each room's `joined` replayed.
+    """
 
     welcome: Welcome
     attempts: int
     rooms: tuple[Joined, ...]
     recovered: int
+    epoch_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RejoinFailed:
+    """After reconnecting, `room` refused to take this client back (`code`, e.g. `room_full`).
+
+    The client is no longer in that room; the other rooms were rejoined.
+    """
+
+    room: str
+    code: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +75,6 @@ class EventsDropped:
     count: int
 
 
-LibraryEvent = Disconnected | Reconnecting | Reconnected | EventsDropped
+LibraryEvent = Disconnected | Reconnecting | Reconnected | RejoinFailed | EventsDropped
 #: Anything a client delivers: an event from the server (never a reply) or a library event.
 ClientEvent = Event | LibraryEvent

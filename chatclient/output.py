@@ -50,20 +50,28 @@ class _Writer:
 
 
 class TextOutput(_Writer):
-    """One line per event, `HH:MM #room <nick> text`; ANSI colours if `ansi`."""
+    """One line per event, `HH:MM #room <nick> text`; ANSI colours if `ansi`.
 
-    def __init__(self, *, ansi: bool) -> None:
+    Error lines go to stderr, everything else to stdout. Without `backlog`, the
+    MOTD and the history a room replays on joining are left out.
+    """
+
+    def __init__(self, *, ansi: bool, backlog: bool = True) -> None:
         super().__init__()
         self.ansi = ansi
+        self.backlog = backlog
 
     def _show(self, lines: Sequence[Line]) -> None:
-        self.write(render(lines, ansi=self.ansi))
+        # Error lines (the `!` ones) to stderr, the rest to stdout, in order.
+        for line in lines:
+            err = any(style == "error" for style, _ in line)
+            self.write(render([line], ansi=self.ansi), err=err)
 
     def event(self, event: ClientEvent) -> None:
-        self._show(event_lines(event, time.time()))
+        self._show(event_lines(event, time.time(), backlog=self.backlog))
 
     def reply(self, command: Command, reply: Event) -> None:
-        self._show(reply_lines(command, reply, time.time()))
+        self._show(reply_lines(command, reply, time.time(), backlog=self.backlog))
 
     def failure(self, command: Command, error: ClientError) -> None:
         if isinstance(error, ChatError):

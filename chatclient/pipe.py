@@ -17,7 +17,12 @@ __all__ = ["run_pipe"]
 
 
 def run_pipe(controller: Controller, lines: Iterable[str], timeout: float) -> int:
-    """0 if every command was answered with success, 1 otherwise."""
+    """0 if every command was answered with success, 1 otherwise (a line the
+    client refused itself counts as a failure too)."""
+    # The first room is joined before the first line is read, like every line's command.
+    if not controller.wait(timeout):
+        controller.out.error(f"no answer from the server within {timeout:g} s")
+        return 1
     for line in lines:
         going_on = controller.handle(line)
         if not controller.wait(timeout):

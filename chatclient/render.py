@@ -12,7 +12,14 @@ import time
 import zlib
 from collections.abc import Sequence
 
-from chatclient.events import ClientEvent, Disconnected, EventsDropped, Reconnected, Reconnecting
+from chatclient.events import (
+    ClientEvent,
+    Disconnected,
+    EventsDropped,
+    Reconnected,
+    Reconnecting,
+    RejoinFailed,
+)
 from chatproto import (
     Command,
     DirectMessage,
@@ -21,6 +28,7 @@ from chatproto import (
     HistoryPage,
     Joined,
     LeaveReason,
+    MemberCount,
     MemberJoined,
     MemberLeft,
     MemberList,
@@ -133,14 +141,27 @@ def error_line(text: str, now: float) -> Line:
     return (*_head(clock(None, now), None), ("error", f"! {clean(text)}"))
 
 
-def _joined_lines(reply: Joined, now: float) -> list[Line]:
-    lines = [line for message in reply.history for line in message_lines(message)]
-    members = ", ".join(reply.members)
-    text = f"you joined #{reply.room}; {len(reply.members)} here: {members}"
+def _joined_lines(reply: Joined, now: float, backlog: bool) -> list[Line]:
+    count = len(reply.members) if reply.count is None else reply.count
+    if count == len(reply.members):
+        text = f"you joined #{reply.room}; {count} here: {', '.join(reply.members)}"
+    else:
+        # A large room sends the first page of its members only (PROTOCOL.md 1.3).
+        text = f"you joined #{reply.room}; {count} here (/who lists them)"
     if reply.topic:
         text += f"; topic: {reply.topic}"
-    lines.append(note_line(text, now, reply.room))
+    lines = [note_line(text, now, reply.room)]
+    if backlog:
+        lines += [line for message in reply.history for line in message_lines(message)]
     return lines
+
+
+def _members_text(reply: MemberList) -> str:
+    names = ", ".join(reply.members)
+    count = len(reply.members) if reply.count is None else reply.count
+    if count == len(reply.members) and not reply.more:
+        return f"{_count(count, 'member')}: {names}"
+    return f"{_count(count, 'member')}; the first {len(reply.members)}: {names}"
 
 
 def _topic_text(event: TopicChanged) -> str:
@@ -149,8 +170,11 @@ def _topic_text(event: TopicChanged) -> str:
     return f"{event.nick} cleared the topic"
 
 
-def event_lines(event: ClientEvent, now: float) -> list[Line]:
-    """What an event (not a reply) looks like; [] for events not worth a line."""
+def event_lines(event: ClientEvent, now: float, *, backlog: bool = True) -> list[Line]:
+    """What an event (not a reply) looks like; [] for events not worth a line.
+
+    Without `backlog`, what a script does not want is left out: the MOTD.
+    """
     match event:
         case RoomMessage():
             return message_lines(event)
@@ -160,6 +184,8 @@ def event_lines(event: ClientEvent, now: float) -> list[Line]:
             return [note_line(f"{event.nick} joined", now, event.room)]
         case MemberLeft():
             return [note_line(f"{event.nick} {_LEFT[event.reason]}", now, event.room)]
+        case MemberCount():
+            return [note_line(f"{_count(event.count, 'member')} now", now, event.room)]
         case Renamed():
             return [note_line(f"{event.old} is now {event.new}", now)]
         case TopicChanged():
@@ -168,7 +194,7 @@ def event_lines(event: ClientEvent, now: float) -> list[Line]:
             return [error_line(f"{event.code}: {event.message}", now)]
         case Welcome():
             lines = [note_line(f"connected to {event.server} as {event.nick}", now)]
-            if event.motd:
+            if event.motd and backlog:
                 lines.append(note_line(event.motd, now))
             return lines
         case Disconnected():
@@ -185,23 +211,27 @@ def event_lines(event: ClientEvent, now: float) -> list[Line]:
                 )
             ]
         case Reconnected():
+            lost = "; the server lost its stored messages" if event.epoch_changed else ""
             return [
                 note_line(
                     f"reconnected as {event.welcome.nick}; "
-                    f"{_count(event.recovered, 'missed message')}",
+                    f"{_count(event.recovered, 'missed message')}{lost}",
                     now,
                 )
             ]
+        case RejoinFailed():
+            return [error_line(f"could not rejoin #{event.room}: {event.code}", now)]
         case EventsDropped():
             return [error_line(f"{event.count} events were dropped", now)]
     return []
 
 
-def reply_lines(command: Command, reply: Event, now: float) -> list[Line]:
-    """What the successful reply to `command` looks like."""
+def reply_lines(command: Command, reply: Event, now: float, *, backlog: bool = True) -> list[Line]:
+    """What the successful reply to `command` looks like; without `backlog`, a join
+    shows no history."""
     match reply:
         case Joined():
-            return _joined_lines(reply, now)
+            return _joined_lines(reply, now, backlog)
         case Ok() if isinstance(command, Part):
             return [note_line(f"you left #{command.room}", now, command.room)]
         case Ok() if isinstance(command, Register):
@@ -217,8 +247,7 @@ def reply_lines(command: Command, reply: Event, now: float) -> list[Line]:
             ]
             return [note_line(f"{_count(len(rows), 'room')}: " + ", ".join(rows), now)]
         case MemberList():
-            text = f"{_count(len(reply.members), 'member')}: {', '.join(reply.members)}"
-            return [note_line(text, now, reply.room)]
+            return [note_line(_members_text(reply), now, reply.room)]
         case HistoryPage():
             if not reply.messages:
                 return [note_line("no messages", now, reply.room)]

@@ -1,6 +1,6 @@
 """A bot on `chatclient.Client`: answers `!time` and greets people who join.
 
-    python examples/bot.py --host 127.0.0.1 --port 7878 --room lobby
+    .venv/bin/python examples/bot.py --host 127.0.0.1 --port 7878 --room lobby
 
 It reconnects by itself if the server restarts, and stops on Ctrl-C or SIGTERM.
 """
@@ -51,9 +51,9 @@ def main() -> int:
         print(f"cannot start: {exc}", flush=True)
         client.close()
         return 1
-    print(f"{client.nickname} is in #{args.room}", flush=True)
     with client:  # on the way out: say `bye` and stop the client's thread
         try:
+            print(f"{client.nickname} is in #{args.room}", flush=True)
             # Events arrive in order; the loop ends when the client ends for good.
             for event in client.events():
                 try:

@@ -4,7 +4,7 @@ It says hello, joins a room, sends one line, and prints every frame it
 receives until the server acknowledges that line (the echo carries the
 `id` of the `say` as `ref`); then it says bye.
 
-    python examples/raw_client.py --port 7878 --nick raw --room lobby --text "hi"
+    .venv/bin/python examples/raw_client.py --port 7878 --nick raw --room lobby --text "hi"
 """
 
 from __future__ import annotations

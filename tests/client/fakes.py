@@ -75,7 +75,7 @@ class Peer:
     def send(self, *events: Event) -> None:
         self.sock.sendall(b"".join(self.conn.send(event) for event in events))
 
-    def welcome(self) -> Hello:
+    def welcome(self, *, epoch: str | None = None, resume: str | None = None) -> Hello:
         hello = self.expect(Hello)
         self.send(
             Welcome(
@@ -83,8 +83,10 @@ class Peer:
                 session="fake",
                 nick=hello.nick,
                 server="fake",
-                version="1.0",
+                version="1.3" if epoch or resume else "1.0",
                 limits=LIMITS,
+                epoch=epoch,
+                resume=resume,
             )
         )
         return hello
@@ -112,6 +114,7 @@ class ScriptedServer:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self.finished = threading.Event()
+        self.accepted = threading.Event()  # set at the first connection
         self._thread = threading.Thread(target=self._serve, name="chat-scripted", daemon=True)
 
     def __enter__(self) -> ScriptedServer:
@@ -135,6 +138,7 @@ class ScriptedServer:
                         return
                     try:
                         sock, _ = self._listener.accept()
+                        self.accepted.set()
                         break
                     except TimeoutError:
                         continue

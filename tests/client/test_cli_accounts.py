@@ -1,5 +1,6 @@
-"""Accounts in the terminal client: `/register`, `/nick NEW PASSWORD`, and passwords
-from the environment (CHAT_PASSWORD, CHAT_SERVER_PASSWORD) or flags."""
+"""Accounts in the terminal client: `/register`, `/nick NEW`, and passwords from the
+environment (CHAT_PASSWORD, CHAT_SERVER_PASSWORD) or flags. (The hidden password
+prompt of a terminal is in test_cli_terminal.py.)"""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ PASSWORD = "correct horse battery"
 STAMP = r"\d\d:\d\d"
 
 
-def errors(stdout: str) -> list[str]:
-    return [line.split(" ! ", 1)[1] for line in stdout.splitlines() if " ! " in line]
+def errors(stderr: str) -> list[str]:
+    return [line.split(" ! ", 1)[1] for line in stderr.splitlines() if " ! " in line]
 
 
 def test_register_in_a_pipe_then_connect_with_the_password(
@@ -55,7 +56,9 @@ def test_register_in_a_pipe_then_connect_with_the_password(
     assert from_flag.stdout.splitlines()[-1].endswith("#lobby <alice> from flag")
 
 
-def test_nick_with_a_password(server: ChatServer, make_client: ClientFactory) -> None:
+def test_nick_in_a_pipe_is_one_word_and_asks_no_password(
+    server: ChatServer, make_client: ClientFactory
+) -> None:
     watcher = make_client("watcher")
     watcher.join("lobby")
     bob = make_client("bob")
@@ -63,15 +66,19 @@ def test_nick_with_a_password(server: ChatServer, make_client: ClientFactory) ->
     bob.register(PASSWORD)
     bob.close()
     next_of(watcher, MemberLeft, nick="bob")
-    script = f"/nick bob\n/nick bob wrong password\n/nick bob {PASSWORD}\nit is me\n"
+    script = f"/nick bad nick!\n/nick bob\n/nick bob {PASSWORD}\n/nick carla\nit is me\n"
     done = run_client(server.address[1], "--nick", "carol", stdin=script)
-    assert done.returncode == 1  # two commands were refused
-    refusal = "auth_failed: nick 'bob' is registered: the password is wrong or missing"
-    assert errors(done.stdout) == [refusal, refusal]
+    assert done.returncode == 1  # three lines were refused
+    assert errors(done.stderr) == [
+        "invalid nick 'bad nick!': 1-24 letters, digits, '_' or '-', starting with a letter or '_'",
+        "auth_failed: nick 'bob' is registered: the password is wrong or missing",
+        f"invalid nick 'bob {PASSWORD}': 1-24 letters, digits, '_' or '-', "
+        "starting with a letter or '_'",
+    ]
     lines = done.stdout.splitlines()
-    assert re.fullmatch(rf"{STAMP} \* you are now bob", lines[-2])
-    assert lines[-1].endswith("#lobby <bob> it is me")
-    assert PASSWORD not in done.stdout + done.stderr
+    assert re.fullmatch(rf"{STAMP} \* you are now carla", lines[-2])
+    assert lines[-1].endswith("#lobby <carla> it is me")
+    assert PASSWORD not in done.stdout
 
 
 def test_server_password_from_the_environment(make_server: ServerFactory) -> None:
@@ -91,11 +98,13 @@ def test_server_password_from_the_environment(make_server: ServerFactory) -> Non
 def test_help_and_local_checks(server: ChatServer) -> None:
     script = "/help\n/register short\n/register\n/nick\n"
     done = run_client(server.address[1], "--nick", "alice", stdin=script)
-    assert done.returncode == 0  # nothing reached the server
+    assert done.returncode == 1  # refused by the client itself: failures all the same
     out = done.stdout
-    assert "/register PASSWORD" in out and "/nick NEW [PASSWORD]" in out
-    assert errors(out) == [
+    assert "/register PASSWORD" in out and "/nick NEW " in out
+    assert "/say TEXT" in out and "the word exit" in out and "/reconnect" in out
+    assert " ! " not in out
+    assert errors(done.stderr) == [
         "a password must have 8 to 256 characters",
         "usage: /register PASSWORD",
-        "usage: /nick NEW [PASSWORD]",
+        "usage: /nick NEW",
     ]

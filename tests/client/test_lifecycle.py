@@ -27,7 +27,8 @@ def test_close_leaves_no_threads(server_port: int) -> None:
     with Client("alice", port=server_port) as alice:
         alice.join("lobby")
         alice.say("lobby", "hi")
-        assert len(client_threads()) == len(before) + 1
+        # The receive thread and the connection's sender.
+        assert len(client_threads()) == len(before) + 2
     assert client_threads() == before
 
 
@@ -83,7 +84,7 @@ def test_close_from_the_callback(make_client: ClientFactory) -> None:
     for thread in client_threads() - before:
         if thread.name == "chatclient-alice":
             thread.join(5)
-    assert {t.name for t in client_threads() - before} == {"chatclient-bob"}
+    assert {t.name for t in client_threads() - before} == {"chatclient-bob", "chatclient-bob-send"}
 
 
 def test_blocking_request_from_the_callback_is_refused(make_client: ClientFactory) -> None:

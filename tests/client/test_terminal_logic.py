@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import NoReturn, cast
+
 import pytest
 
-from chatclient import Disconnected, Reconnected
+from chatclient import Client, ConnectionLost, Disconnected, Reconnected, RejoinFailed
 from chatclient.cli import sanitize_nick
 from chatclient.commands import (
     ChangeNick,
@@ -15,15 +17,18 @@ from chatclient.commands import (
     PartRoom,
     PrivateMessage,
     Quit,
+    Reconnect,
     RegisterNick,
     SayText,
     ShowHistory,
     Switch,
     Topic,
     Who,
+    is_secret,
     parse_line,
 )
-from chatclient.controller import problem
+from chatclient.controller import MAX_UNSENT, Controller, problem
+from chatclient.output import TextOutput
 from chatclient.render import (
     event_lines,
     nick_style,
@@ -38,6 +43,7 @@ from chatproto import (
     Joined,
     LeaveReason,
     Limits,
+    MemberCount,
     MemberJoined,
     MemberLeft,
     MemberList,
@@ -64,9 +70,15 @@ NOON = 1_764_072_000.0  # any fixed moment
         ("/part dev", PartRoom("dev")),
         ("/msg bob are you there?", PrivateMessage("bob", "are you there?")),
         ("/nick alice_away", ChangeNick("alice_away")),
-        ("/nick bob  two words ", ChangeNick("bob", "two words")),
+        # A name is the rest of the line: a mistyped one is refused whole, never cut.
+        ("/nick bad nick!", ChangeNick("bad nick!")),
+        ("/join bad room!", JoinRoom("bad room!")),
         ("/register correct horse", RegisterNick("correct horse")),
-        ("/nick", Invalid("usage: /nick NEW [PASSWORD]")),
+        ("/nick", Invalid("usage: /nick NEW")),
+        ("/say exit", SayText("exit")),
+        ("/say  /not a command ", SayText(" /not a command ")),
+        ("/say", Invalid("usage: /say TEXT")),
+        ("/reconnect", Reconnect()),
         ("/register", Invalid("usage: /register PASSWORD")),
         ("/who", Who(None)),
         ("/who lobby", Who("lobby")),
@@ -91,7 +103,8 @@ def test_parse_line(line: str, action: object) -> None:
 
 def test_passwords_stay_out_of_reprs() -> None:
     assert "hunter22" not in repr(parse_line("/register hunter22"))
-    assert "hunter22" not in repr(parse_line("/nick bob hunter22"))
+    assert is_secret("/register hunter22") and is_secret("  /REGISTER x")
+    assert not is_secret("/nick bob") and not is_secret("register me")
 
 
 def test_blank_lines_do_nothing() -> None:
@@ -101,7 +114,9 @@ def test_blank_lines_do_nothing() -> None:
 def test_problems_are_explained_before_sending() -> None:
     assert problem(SayText("fine")) is None
     assert "invalid room name" in (problem(JoinRoom("no spaces")) or "")
+    assert "invalid room name 'bad room!'" in (problem(JoinRoom("bad room!")) or "")
     assert "invalid nick" in (problem(ChangeNick("9lives")) or "")
+    assert "invalid nick 'bad nick!'" in (problem(ChangeNick("bad nick!")) or "")
     assert "too long" in (problem(SayText("x" * 4001)) or "")
     assert "control" in (problem(SayText("bell\x07")) or "")
 
@@ -162,13 +177,39 @@ def test_replies() -> None:
     stamp = hhmm(int(NOON * 1000))
     msg = RoomMessage(id=1, room="lobby", nick="bob", text="earlier", ts=1_764_072_000_000)
     joined = Joined(room="lobby", topic="Welcome!", members=["bob", "alice"], history=[msg])
+    # "You joined" first, then what the room replays.
     assert plain(reply_lines(Part(room="lobby"), joined, NOON)) == [
+        f"{stamp} #lobby * you joined #lobby; 2 here: bob, alice; topic: Welcome!",
         f"{hhmm(msg.ts)} #lobby <bob> earlier",
+    ]
+    assert plain(reply_lines(Part(room="lobby"), joined, NOON, backlog=False)) == [
         f"{stamp} #lobby * you joined #lobby; 2 here: bob, alice; topic: Welcome!",
     ]
     members = MemberList(room="lobby", members=["bob"])
     assert plain(reply_lines(Part(room="lobby"), members, NOON)) == [
         f"{stamp} #lobby * 1 member: bob"
+    ]
+
+
+def test_large_rooms_show_counts_not_pages() -> None:
+    stamp = hhmm(int(NOON * 1000))
+    big = Joined(room="big", topic="", members=["a", "b"], history=[], count=5000)
+    assert plain(reply_lines(Part(room="big"), big, NOON)) == [
+        f"{stamp} #big * you joined #big; 5000 here (/who lists them)"
+    ]
+    page = MemberList(room="big", members=["a", "b"], count=5000, more=True)
+    assert plain(reply_lines(Part(room="big"), page, NOON)) == [
+        f"{stamp} #big * 5000 members; the first 2: a, b"
+    ]
+    assert plain(event_lines(MemberCount(room="big", count=5500), NOON)) == [
+        f"{stamp} #big * 5500 members now"
+    ]
+
+
+def test_rejoin_failed_and_epoch_lines() -> None:
+    stamp = hhmm(int(NOON * 1000))
+    assert plain(event_lines(RejoinFailed("dev", "room_full", "full"), NOON)) == [
+        f"{stamp} ! could not rejoin #dev: room_full"
     ]
 
 
@@ -190,6 +231,8 @@ def test_reconnected_line() -> None:
     )
     lines = plain(event_lines(Reconnected(welcome, 2, (), 3), NOON))
     assert lines[0].endswith("* reconnected as alice; 3 missed messages")
+    lines = plain(event_lines(Reconnected(welcome, 2, (), 1, epoch_changed=True), NOON))
+    assert lines[0].endswith("1 missed message; the server lost its stored messages")
 
 
 def test_nick_colours_are_stable_and_case_insensitive() -> None:
@@ -209,3 +252,31 @@ def test_text_never_reaches_the_terminal_raw() -> None:
 def test_json_is_the_protocol_frame() -> None:
     frame = '{"type":"member_joined","room":"lobby","nick":"carol"}'
     assert to_json(parse_event(frame.encode())) == frame
+
+
+class _Offline:
+    """A client whose connection is down and being re-established."""
+
+    connected = False
+    nickname = "alice"
+
+    def submit(self, command: object, callback: object = None) -> NoReturn:
+        raise ConnectionLost("not connected; reconnecting")
+
+    def reconnect_now(self) -> bool:
+        return True
+
+
+def test_messages_kept_while_disconnected_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    controller = Controller(TextOutput(ansi=False), keep_unsent=True)
+    controller.client = cast(Client, _Offline())
+    controller.current, controller.rooms = "lobby", ["lobby"]
+    for i in range(MAX_UNSENT + 1):
+        controller.handle(f"line {i}")
+    out = capsys.readouterr()
+    assert out.out.count("not connected: this will be sent") == MAX_UNSENT
+    assert out.err.count("say failed: not connected; reconnecting") == 1
+    assert controller.failures == 1
+    assert not controller.wait(0.01)  # kept lines are still owed
+    controller.handle("")
+    assert "reconnecting now" in capsys.readouterr().out

@@ -111,3 +111,14 @@ def test_fallbacks_are_read_as_host_and_port() -> None:
     for bad in ("7879", "host:", ":7879", "host:port"):
         with pytest.raises(SystemExit):
             parse_args(["--fallback", bad])
+
+
+def test_help_names_the_protocol_version_and_the_room_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "PROTOCOL.md 1.3" in out
+    assert "room to join at start (lobby)" in out
+    assert "--backlog" in out
