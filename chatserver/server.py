@@ -22,6 +22,7 @@ from chatserver.cluster import ClusterBackend
 from chatserver.config import ServerConfig
 from chatserver.handler import Handler
 from chatserver.housekeeping import Housekeeper
+from chatserver.http import looks_like_http
 from chatserver.hub import Hub
 from chatserver.local import LocalBackend
 from chatserver.logs import log_failure
@@ -29,6 +30,7 @@ from chatserver.outbound import Writer
 from chatserver.session import Session
 from chatserver.store import Store
 from chatserver.tls import TlsChannel, looks_like_tls, server_context
+from chatserver.web import WebConnection, WebPolicy
 
 __all__ = ["ChatServer"]
 
@@ -68,6 +70,11 @@ class ChatServer:
         self._tls = (
             server_context(config.tls_cert, config.tls_key)
             if config.tls_cert is not None and config.tls_key is not None
+            else None
+        )
+        self._web = (
+            WebPolicy.build(config.web_origins, config.trusted_proxies, tls=self._tls is not None)
+            if config.web
             else None
         )
 
@@ -157,6 +164,7 @@ class ChatServer:
             # handshake, so that both arrive in one read: that frame is
             # already in the TLS buffers, and no further read may come.
             early = tls.decrypt(b"") if tls is not None else b""
+            web: WebConnection | None = None
             first = True
             drained = True
             while True:
@@ -181,7 +189,18 @@ class ChatServer:
                         log.warning("%s: TLS client on a plaintext port; closing", session.peer)
                         session.end(LeaveReason.LOST, "TLS on a plaintext port")
                         break
+                if first and self._web is not None and looks_like_http(data):
+                    web = self._web_connection(session, self._web)
                 first = False
+                if web is not None:
+                    data = web.receive(data)
+                    if web.has_output:
+                        self.hub.send_raw(session, b"")
+                    if not data:
+                        if web.closed:
+                            session.end(*web.ending)
+                            break
+                        continue
                 with session.lock:
                     if session.protocol.state is State.CLOSED:
                         break
@@ -190,6 +209,9 @@ class ChatServer:
                     session.last_frame = time.monotonic()
                 if not all(handle(session, item) for item in items):
                     break
+                if web is not None and web.closed:
+                    session.end(*web.ending)
+                    break
         except OSError as exc:
             session.end(LeaveReason.LOST, exc.strerror or type(exc).__name__)
         except Exception:
@@ -197,6 +219,14 @@ class ChatServer:
             session.end(LeaveReason.LOST, "internal error")
         finally:
             self._finish(session)
+
+    def _web_connection(self, session: Session, policy: WebPolicy) -> WebConnection:
+        """A browser's connection: its bytes pass through a WebConnection both ways."""
+        limit = self.config.max_per_address
+        web = WebConnection(policy, session, lambda s, host: self.hub.readdress(s, host, limit))
+        seal = session.box.seal  # TLS's, if any: it encrypts what the web layer makes
+        session.box.seal = web.seal if seal is None else lambda data: seal(web.seal(data))
+        return web
 
     def _secure(self, session: Session, context: ssl.SSLContext) -> TlsChannel | None:
         tls = TlsChannel(context)
