@@ -498,6 +498,8 @@
     renderLists();
     renderView();
     if (stick === true || atBottom) box.scrollTop = box.scrollHeight;
+    // Too few messages to scroll: nothing would ever ask for older ones.
+    if (box.scrollHeight <= box.clientHeight) older();
     let unread = 0;
     for (const r of state.rooms.values()) unread += r.unread;
     for (const d of state.dms.values()) unread += d.unread;
