@@ -1,7 +1,8 @@
 """One WebSocket (RFC 6455) carrying the chat protocol, driven by wsproto.
 
 The protocol is the same as on a TCP connection; only the framing differs: each
-WebSocket text message carries one frame, without its LF. Inbound, messages
+WebSocket text message carries one frame, without its LF (PROTOCOL.md section
+17; one LF at its end is allowed and dropped). Inbound, messages
 are turned back into LF-terminated frames for the session's `ServerConnection`
 (a raw LF inside a message becomes a tab: both are JSON whitespace, and both
 are invalid inside a JSON string, so the frame means the same); the frame
@@ -127,7 +128,10 @@ class WebSocketChannel:
                 self._ws.receive_data(data)
                 for event in self._ws.events():
                     if isinstance(event, TextMessage):
-                        out.append(event.data.encode("utf-8").replace(b"\n", b"\t"))
+                        text = event.data
+                        if event.message_finished:
+                            text = text.removesuffix("\n")  # the LF a frame ends with on TCP
+                        out.append(text.encode("utf-8").replace(b"\n", b"\t"))
                         if event.message_finished:
                             out.append(b"\n")
                     elif isinstance(event, BytesMessage):

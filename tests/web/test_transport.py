@@ -144,6 +144,8 @@ def test_a_message_of_max_frame_bytes_passes_and_one_more_byte_closes_with_1009(
         assert len(fits) == 2000
         ws.send_text(fits)
         assert ws.until(lambda f: f.get("ref") == "x")["type"] == "pong"
+        ws.send_text(fits + "\n")  # the LF a TCP frame ends with does not count
+        assert ws.until(lambda f: f.get("ref") == "x")["type"] == "pong"
         ws.send_text(base[:-1] + " " * (2001 - len(base)) + "}")
         frames = ws.closed()
         assert frames[-1]["code"] == "frame_too_large" and frames[-1]["fatal"] is True
