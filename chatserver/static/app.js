@@ -504,6 +504,10 @@
     for (const r of state.rooms.values()) unread += r.unread;
     for (const d of state.dms.values()) unread += d.unread;
     document.title = unread ? `(${unread}) threadchat` : "threadchat";
+    // At phone width the lists are folded away: their button carries the count.
+    const toggle = $("toggle-rooms");
+    toggle.replaceChildren("Rooms");
+    if (unread) toggle.append(" ", el("span", "unread", String(unread)));
   }
 
   function entry(label, unread, current, onSelect, data) {

@@ -57,6 +57,11 @@ def chromium(width: int = 1200, height: int = 800) -> Iterator[webdriver.Chrome]
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    # A desktop window is at least 500 pixels wide: a phone's width is emulated.
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
     driver.set_page_load_timeout(WAIT)
     driver.set_script_timeout(WAIT)
     try:
@@ -136,7 +141,10 @@ class Page:
         wait_until(lambda: text in self.texts(), timeout, what=repr(text))
 
     def open(self, kind: str, name: str) -> None:
-        """Select a room or a direct conversation in the sidebar."""
+        """Select a room or a direct conversation in the sidebar (unfolded first at
+        phone width)."""
+        if not self.find("#sidebar").is_displayed():
+            self.find("#toggle-rooms").click()
         self.find(f"#{kind}-list button[data-name='{name}']").click()
         wait_until(lambda: self.find("#title-name").text == name, what=name)
 
