@@ -105,9 +105,10 @@ class Page:
         return self.driver.execute_script(script, *args)
 
     def login(self, nick: str, room: str = "lobby", password: str = "") -> None:
-        self.find("#login-nick").send_keys(nick)
-        if password:
-            self.find("#login-password").send_keys(password)
+        for css, value in (("#login-nick", nick), ("#login-password", password)):
+            box = self.find(css)
+            box.clear()
+            box.send_keys(value)
         room_box = self.find("#login-room")
         room_box.clear()
         room_box.send_keys(room)

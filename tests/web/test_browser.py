@@ -130,6 +130,28 @@ def test_errors_are_shown_in_plain_words() -> None:
         )
 
 
+def test_login_with_a_server_password_and_a_registered_nick() -> None:
+    with running(server_password="letmein") as server, chromium() as driver:
+        host, port = server.address
+        owner = Client("vera", host=host, port=port, server_password="letmein", pace=False)
+        owner.connect()
+        owner.register("correct horse")
+        owner.close()
+        page = Page(driver, page_url(server))
+        wrong = "Wrong or missing password (or too many failed attempts: wait a minute)."
+        page.find("#login-nick").send_keys("vera")
+        page.find("#login-button").click()
+        wait_until(lambda: page.find("#login-error").text == wrong, what="no server password")
+        page.find("#login-server-password").send_keys("letmein")
+        page.find("#login-button").click()
+        wait_until(
+            lambda: page.find("#login-error").text == wrong and page.find("#login").is_displayed(),
+            what="no nick password",
+        )
+        page.login("vera", password="correct horse")
+        assert page.find("#me").text == "vera"
+
+
 def test_history_scroll_back_loads_older_messages_once() -> None:
     with running(history=5, rate=1000.0, burst=1000) as server, chromium(height=500) as driver:
         carol = library_client(server, "carol")
