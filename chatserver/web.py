@@ -229,7 +229,12 @@ class WebConnection:
 
     def _end_websocket(self, ws: WebSocketChannel) -> None:
         code = ws.close_code
-        if code in (CloseCode.UNSUPPORTED_DATA, CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA):
+        if code in (
+            CloseCode.UNSUPPORTED_DATA,
+            CloseCode.PROTOCOL_ERROR,
+            CloseCode.INVALID_DATA,
+            CloseCode.POLICY_VIOLATION,
+        ):
             self._stop(LeaveReason.KICKED, ws.close_reason or f"WebSocket close {code}")
         else:
             self._stop(LeaveReason.LOST, f"WebSocket closed ({code})")

@@ -33,6 +33,7 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Ping,
+    Pong,
     RejectConnection,
     Request,
     TextMessage,
@@ -56,6 +57,8 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011
 
 
+_TOO_MANY = "too many WebSocket frames"
+
 _local = threading.local()  # one framer and one remembered buffer per writer thread
 
 
@@ -78,7 +81,10 @@ class WebSocketChannel:
     """The WebSocket layer of one connection, from its upgrade request to its close frame."""
 
     def __init__(self, *, charge: Callable[[], bool]) -> None:
-        """`charge` spends a rate-limit token for a ping; without one, the ping is not answered."""
+        """`charge` spends a rate-limit token. Frames that carry no protocol frame
+        of their own (pings, pongs, fragments that do not end a message) each cost
+        one, so that they cannot cost the server without limit; a client that has
+        none left is closed (1008)."""
         self._ws = WSConnection(ConnectionType.SERVER)
         self._lock = threading.Lock()
         self._charge = charge
@@ -134,11 +140,17 @@ class WebSocketChannel:
                         out.append(text.encode("utf-8").replace(b"\n", b"\t"))
                         if event.message_finished:
                             out.append(b"\n")
+                        elif event.frame_finished and not self._charge():
+                            self._end(CloseCode.POLICY_VIOLATION, _TOO_MANY)
+                            break
                     elif isinstance(event, BytesMessage):
                         self._end(CloseCode.UNSUPPORTED_DATA, "binary messages are not accepted")
                         break
-                    elif isinstance(event, Ping):
-                        if self._charge():
+                    elif isinstance(event, Ping | Pong):
+                        if not self._charge():
+                            self._end(CloseCode.POLICY_VIOLATION, _TOO_MANY)
+                            break
+                        if isinstance(event, Ping):
                             self._ping = event
                     elif isinstance(event, CloseConnection):
                         self._end(event.code, "")

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wsproto import ConnectionType
 from wsproto.connection import Connection
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from chatserver.http import CSP
 from chatserver.websocket import frame_messages
@@ -208,6 +208,26 @@ def test_pings_are_answered_and_the_protocol_keeps_its_own_keepalive() -> None:
         ws.hello("pinger")
         ws.send(Ping(payload=b"hello?"))
         assert ws.wait_pong() == b"hello?"
+
+
+@pytest.mark.parametrize("kind", ["ping", "pong", "fragment"])
+def test_frames_without_a_frame_of_their_own_are_metered(kind: str) -> None:
+    """Pings, pongs and fragments that never end a message each cost a token:
+    a client that sends them without end is closed (1008), not served forever."""
+    with running(rate=1.0, burst=5) as server:
+        ws = WsClient(server.address)
+        ws.hello("flood")
+        for _ in range(50):
+            if kind == "ping":
+                ws.send(Ping(payload=b"p"))
+            elif kind == "pong":
+                ws.send(Pong(payload=b"p"))
+            else:
+                ws.send(TextMessage(data="", message_finished=False))
+        frames = ws.closed()
+        assert ws.close_code == 1008 and ws.close_reason == "too many WebSocket frames"
+        assert all(f["type"] != "error" for f in frames)
+        assert len(ws.pongs) <= 5
 
 
 def test_a_slow_websocket_reader_is_dropped_like_a_tcp_one() -> None:
