@@ -15,6 +15,7 @@ from wsproto import ConnectionType
 from wsproto.connection import Connection
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
+from bench.fanout import _unframe
 from chatserver.http import CSP
 from chatserver.websocket import frame_messages
 from tests.support import WAIT, Collector, Wire, login, running
@@ -370,3 +371,17 @@ def test_joined_frames_become_one_text_message_each(texts: list[str], pad: int) 
             partial = ""
     assert got == frames
     assert frame_messages(data) is frame_messages(data)  # a broadcast is framed once
+
+
+@given(st.lists(_texts, min_size=1, max_size=5), st.integers(min_value=0, max_value=70000))
+def test_the_benchmarks_reader_cuts_server_messages_in_any_chunking(
+    texts: list[str], pad: int
+) -> None:
+    """bench/fanout.py's WebSocket clients read the server's messages with a cutter
+    of their own (wsproto costs the generator too much there): it must agree."""
+    frames = [t.encode() for t in texts] + ([b"y" * pad] if pad else [])
+    wire = frame_messages(b"".join(f + b"\n" for f in frames))
+    for cut in {0, 1, 3, len(wire) // 2, len(wire) - 1}:
+        first, rest = _unframe(wire[:cut])
+        second, left = _unframe(rest + wire[cut:])
+        assert first + second == frames and left == b""
