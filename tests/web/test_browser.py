@@ -84,7 +84,12 @@ def test_two_pages_and_a_library_client_chat_in_a_room_and_by_dm() -> None:
         # Nothing private reached the room.
         alice.open("room", "lobby")
         assert alice.texts() == ["hello from alice", "hello from the library"]
+        # Presence: carol leaves, and her entries show it.
         carol.close()
+        wait_until(lambda: "carol" not in alice.find("#member-list").text, what="carol gone")
+        assert alice.find("#member-count").text == "(2)"
+        carol_entry = alice.find("#dm-list button[data-name='carol']")
+        assert "offline" in (carol_entry.get_attribute("class") or "")
 
 
 def test_unread_counts_topics_nick_change_and_multiline() -> None:
@@ -97,6 +102,14 @@ def test_unread_counts_topics_nick_change_and_multiline() -> None:
         wait_until(lambda: bob.find("#title-name").text == "lobby")
         alice.type("first line\nsecond line")
         bob.wait_text("first line\nsecond line")
+        bob.find("#browse-rooms").click()
+        wait_until(
+            lambda: (
+                sorted(b.text for b in bob.find_all("#all-rooms button"))
+                == ["dev (1)", "lobby (2)"]
+            ),
+            what="the room list",
+        )
         bob.open("room", "dev")
         alice.type("one")
         alice.type("two")
