@@ -56,6 +56,7 @@ def chromium(width: int = 1200, height: int = 800) -> Iterator[webdriver.Chrome]
         f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for tests
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     # A desktop window is at least 500 pixels wide: a phone's width is emulated.
     driver.execute_cdp_cmd(
@@ -148,6 +149,11 @@ class Page:
             self.find("#toggle-rooms").click()
         self.find(f"#{kind}-list button[data-name='{name}']").click()
         wait_until(lambda: self.find("#title-name").text == name, what=name)
+
+    def console_errors(self) -> list[str]:
+        """What the page logged as errors (a CSP violation would be one)."""
+        entries: list[dict[str, str]] = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        return [e["message"] for e in entries if e["level"] == "SEVERE"]
 
     def unread(self, kind: str, name: str) -> int:
         badges = self.find_all(f"#{kind}-list button[data-name='{name}'] .unread")

@@ -66,6 +66,8 @@ def test_two_pages_and_a_library_client_chat_in_a_room_and_by_dm() -> None:
         bob.wait_text("hello from the library")
         assert alice.texts() == ["hello from alice", "hello from the library"]
         assert bob.texts() == alice.texts()
+        # The page's policy let it load its files and open its socket, and nothing failed.
+        assert alice.console_errors() == [] and bob.console_errors() == []
         assert [m["nick"] for m in bob.messages()] == ["alice", "carol"]
 
         # Direct messages: a page to a page, the library client to a page.

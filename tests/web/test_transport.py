@@ -45,6 +45,15 @@ def test_page_and_files_are_served_with_a_strict_policy() -> None:
             assert status == 200 and headers["content-type"].startswith(kind) and body
 
 
+def test_the_client_never_turns_wire_text_into_html() -> None:
+    """The page builds its DOM with textContent and createElement only."""
+    static = Path(__file__).resolve().parents[2] / "chatserver" / "static"
+    script = (static / "app.js").read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script
+    assert "style=" not in (static / "index.html").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     "target",
     [
