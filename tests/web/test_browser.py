@@ -324,14 +324,24 @@ def test_a_page_survives_a_server_restart_and_shows_what_it_missed_once(tmp_path
             proc.kill()  # SIGKILL: no goodbye to anyone
             proc.wait(10)
         wait_until(lambda: "Reconnecting" in page.find("#status").text, what="reconnecting")
-        with _server(db, port):
-            # Sent while the page is still waiting to reconnect.
-            carol = Client("carol", port=port, pace=False)
+        # Meanwhile the same database serves on another port, which the page does
+        # not know: what is said there can reach the page only through `history`.
+        other_port = _free_port()
+        with _server(db, other_port) as elsewhere:
+            carol = Client("carol", port=other_port, pace=False)
             carol.connect()
             carol.join("lobby")
             carol.say("lobby", "missed one")
             carol.say("lobby", "missed two")
+            carol.close()
+            elsewhere.terminate()
+            assert elsewhere.wait(10) == 0
+        assert "missed one" not in page.texts()
+        with _server(db, port):
             page.wait_text("missed two", timeout=20)
+            carol = Client("carol", port=port, pace=False)
+            carol.connect()
+            carol.join("lobby")
             carol.say("lobby", "after the reconnect")
             page.wait_text("after the reconnect")
             assert page.texts() == [
