@@ -133,7 +133,10 @@ class ChatServer:
         session = Session(
             sock, address, max_frame=config.max_frame, rate=config.rate, burst=config.burst
         )
-        refusal = self.hub.add(session, config.max_clients, config.max_per_address)
+        # A trusted proxy's connections are counted under the address it forwards.
+        proxy = self._web is not None and self._web.trusts(address[0])
+        per_address = config.max_clients if proxy else config.max_per_address
+        refusal = self.hub.add(session, config.max_clients, per_address)
         if refusal is not None:
             code, message = refusal
             log.warning("refused %s: %s", session.peer, message)

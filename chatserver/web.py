@@ -92,7 +92,7 @@ class WebPolicy:
     def client_address(self, peer: str, forwarded: str | None) -> str:
         """The client's address: the peer's, or, when the peer is a trusted proxy,
         the rightmost address in `X-Forwarded-For` that is not a trusted proxy."""
-        if forwarded is None or not self._trusted(peer):
+        if forwarded is None or not self.trusts(peer):
             return peer
         address = peer
         for hop in reversed(forwarded.split(",")):
@@ -100,11 +100,12 @@ class WebPolicy:
                 address = str(ipaddress.ip_address(hop.strip()))
             except ValueError:
                 break  # not an address: trust nothing left of it
-            if not self._trusted(address):
+            if not self.trusts(address):
                 break
         return address
 
-    def _trusted(self, address: str) -> bool:
+    def trusts(self, address: str) -> bool:
+        """`address` is a trusted proxy's."""
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

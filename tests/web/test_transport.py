@@ -319,6 +319,14 @@ def test_x_forwarded_for_counts_only_from_a_trusted_proxy() -> None:
         # Another client behind the same proxy is another address.
         other = WsClient(server.address, headers=[("X-Forwarded-For", "198.51.100.4")])
         assert other.hello("otherclient")["type"] == "welcome"
+    with running(max_per_address=1, trusted_proxies=("127.0.0.1",)) as server:
+        # The proxy's own connections, still in their handshake, do not use up
+        # its address: each is counted under the client it forwards.
+        waiting = [socket.create_connection(server.address) for _ in range(3)]
+        ws = WsClient(server.address, headers=[("X-Forwarded-For", "192.0.2.1")])
+        assert ws.hello("behindproxy")["type"] == "welcome"
+        for sock in waiting:
+            sock.close()
     with running(max_per_address=64) as server:  # no trusted proxy: the header is ignored
         ws = WsClient(server.address, headers=forwarded)
         ws.hello("direct")
