@@ -247,17 +247,20 @@ class WebConnection:
         a connection that only fetches files) protocol frames have no reader and are
         dropped. Bytes this adds or drops are taken off the box's count of sent
         bytes, so that its backlog still measures what the peer has not taken."""
-        with self._lock:
-            out, self._out = self._out, b""
-        ws = self._ws
-        if ws is not None:
-            box = self._session.box
+        out = b""
+        if self._out or self._early:  # rare: read again under the lock
             with self._lock:
+                out, self._out = self._out, b""
                 early, self._early = self._early, b""
-            out += ws.seal(
-                early + data, last=box.finishing and not box.frames, code=self._close_code()
-            )
-        self._session.box.sent -= len(out) - len(data)
+            data_in = early + data
+        else:
+            data_in = data
+        ws = self._ws
+        box = self._session.box
+        if ws is not None:
+            last = box.finishing and not box.frames
+            out += ws.seal(data_in, self._close_code() if last else None)
+        box.sent -= len(out) - len(data)
         return out
 
     def _close_code(self) -> int:

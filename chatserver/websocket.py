@@ -27,7 +27,6 @@ from collections.abc import Callable
 from enum import IntEnum
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -172,30 +171,29 @@ class WebSocketChannel:
 
     # -- output (writer thread) --------------------------------------------
 
-    def seal(self, data: bytes, last: bool = False, code: int = CloseCode.NORMAL) -> bytes:
+    def seal(self, data: bytes, close: int | None = None) -> bytes:
         """Bytes to send for `data` (joined frames): waiting control frames, then
-        `data` as text messages; with `last`, the close frame (once), after which
-        nothing more is sent. `code` is used unless the input ended with a code."""
+        `data` as text messages; with a `close` code, the close frame (once: the
+        input's own code if it ended with one), after which nothing more is sent."""
         with self._lock:
             out = self._control
-            self._control = b""
+            if out:
+                self._control = b""
             if not self.open or self._close_sent:
                 return out
-            ping, self._ping = self._ping, None
+            ping = self._ping
             if ping is not None:
+                self._ping = None
                 out += self._ws.send(ping.response())
             if data:
                 out += frame_messages(data)
-            if last:
+            if close is not None:
                 self._close_sent = True
                 # wsproto answers a close without a code (1005) with none.
-                close = CloseConnection(
-                    code=self.close_code if self.close_code is not None else code,
-                    reason=self.close_reason or None,
+                out += self._ws.send(
+                    CloseConnection(
+                        code=self.close_code if self.close_code is not None else close,
+                        reason=self.close_reason or None,
+                    )
                 )
-                out += self._ws.send(close)
             return out
-
-    @property
-    def state(self) -> ConnectionState:
-        return self._ws.state
