@@ -193,7 +193,7 @@ class ChatServer:
                         session.end(LeaveReason.LOST, "TLS on a plaintext port")
                         break
                 if first and self._web is not None and looks_like_http(data):
-                    web = self._web_connection(session, self._web)
+                    web = WebConnection.attach(self._web, session, self._readdress)
                 first = False
                 if web is not None:
                     data = web.receive(data)
@@ -223,13 +223,8 @@ class ChatServer:
         finally:
             self._finish(session)
 
-    def _web_connection(self, session: Session, policy: WebPolicy) -> WebConnection:
-        """A browser's connection: its bytes pass through a WebConnection both ways."""
-        limit = self.config.max_per_address
-        web = WebConnection(policy, session, lambda s, host: self.hub.readdress(s, host, limit))
-        seal = session.box.seal  # TLS's, if any: it encrypts what the web layer makes
-        session.box.seal = web.seal if seal is None else lambda data: seal(web.seal(data))
-        return web
+    def _readdress(self, session: Session, host: str) -> tuple[ErrorCode, str] | None:
+        return self.hub.readdress(session, host, self.config.max_per_address)
 
     def _secure(self, session: Session, context: ssl.SSLContext) -> TlsChannel | None:
         tls = TlsChannel(context)

@@ -129,6 +129,15 @@ class WebConnection:
         self.closed = False  # input has ended: the reader stops
         self.ending = (LeaveReason.LOST, "closed")  # why, for the session
 
+    @classmethod
+    def attach(cls, policy: WebPolicy, session: Session, readdress: Readdress) -> WebConnection:
+        """Put a web layer under `session`: what its writer sends passes through
+        `seal` (then through TLS's, if the connection has it)."""
+        web = cls(policy, session, readdress)
+        tls = session.box.seal
+        session.box.seal = web.seal if tls is None else lambda data: tls(web.seal(data))
+        return web
+
     # -- input (reader thread) ---------------------------------------------
 
     def receive(self, data: bytes) -> bytes:
