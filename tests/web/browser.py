@@ -38,8 +38,11 @@ needs_browser = pytest.mark.skipif(
 
 
 @contextmanager
-def chromium(width: int = 1200, height: int = 800) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium, closed afterwards."""
+def chromium(
+    width: int = 1200, height: int = 800, *, ignore_certificates: bool = False
+) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium, closed afterwards (`ignore_certificates`: for a test
+    server whose certificate no authority of the browser's signed)."""
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not fetch anything
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -56,6 +59,8 @@ def chromium(width: int = 1200, height: int = 800) -> Iterator[webdriver.Chrome]
         f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
+    if ignore_certificates:
+        options.add_argument("--ignore-certificate-errors")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for tests
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     # A desktop window is at least 500 pixels wide: a phone's width is emulated.

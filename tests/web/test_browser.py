@@ -19,6 +19,7 @@ from chatclient import Client
 from chatproto import DirectMessage, RoomMessage
 from chatserver.server import ChatServer
 from tests.support import running
+from tests.tls_support import OPENSSL, make_pki
 from tests.web.browser import WAIT, Page, chromium, needs_browser, wait_until
 
 E = TypeVar("E", RoomMessage, DirectMessage)
@@ -244,6 +245,22 @@ def test_a_page_from_another_origin_cannot_open_the_websocket() -> None:
         own = page.driver.execute_async_script(probe, f"ws://127.0.0.1:{port}/ws")
         other = page.driver.execute_async_script(probe, f"ws://localhost:{port}/ws")
         assert (own, other) == ("open", "refused")
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command")
+def test_the_page_over_https_chats_over_wss(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    with (
+        running(tls_cert=str(pki.cert), tls_key=str(pki.key)) as server,
+        chromium(ignore_certificates=True) as driver,
+    ):
+        host, port = server.address
+        page = Page(driver, f"https://{host}:{port}/")
+        page.login("secure")
+        assert page.js("return location.protocol") == "https:"
+        page.type("over wss")
+        page.wait_text("over wss")
+        assert page.console_errors() == []
 
 
 def test_keyboard_only_at_phone_width() -> None:
