@@ -47,6 +47,7 @@
     resume: null,
     epoch: null,
     welcomed: false,
+    v13: false, // the server speaks 1.3: `joined.more` is meaningful
     leaving: false, // the person logged out: do not reconnect
     retry: 0,
     nextId: 0,
@@ -153,6 +154,8 @@
     state.retry = 0;
     state.finalError = null;
     state.nick = welcome.nick;
+    const [major, minor] = String(welcome.version).split(".").map(Number);
+    state.v13 = major > 1 || (major === 1 && minor >= 3);
     state.resume = welcome.resume || null;
     if (state.epoch !== null && welcome.epoch && welcome.epoch !== state.epoch) {
       // The server lost its stored state: ids seen before mean nothing now.
@@ -221,7 +224,8 @@
     room.count = joined.count ?? joined.members.length;
     const empty = room.messages.length === 0;
     for (const m of joined.history) addMessage(room, m);
-    if (empty) room.more = Boolean(joined.more) || joined.history.length > 0;
+    // Before 1.3 a server does not say whether older messages exist: ask once to learn it.
+    if (empty) room.more = state.v13 ? Boolean(joined.more) : joined.history.length > 0;
     render();
   }
 
