@@ -212,7 +212,7 @@ def test_a_client_close_is_answered_and_the_member_is_gone() -> None:
         assert left["nick"] == "closer" and left["reason"] == "lost"
 
 
-def test_pings_are_answered_and_the_protocol_keeps_its_own_keepalive() -> None:
+def test_a_websocket_ping_is_answered_with_its_payload() -> None:
     with running() as server:
         ws = WsClient(server.address)
         ws.hello("pinger")
