@@ -14,6 +14,9 @@ driven from one asyncio process (uvloop when installed):
 - `--mode connections`: N idle, logged-in clients spread over R rooms; how
   many got in, the time to connect them and the server's memory per
   connection.
+- `--websocket F`: ours only: the share F (0 to 1) of the clients connects
+  over a WebSocket (an upgrade request on the same port, one frame per text
+  message) instead of plain TCP; the server column says `ws N%`.
 - `--nodes 1 2 3`: cluster mode, our server only: a redis-server and that
   many nodes sharing it, the clients spread evenly over the nodes; Redis's
   own CPU is reported beside the nodes'.
@@ -30,6 +33,7 @@ beside every row, and the `bound` column says which side ran out of CPU.
         --server-arg=--soft-seconds=1
     .venv/bin/python bench/fanout.py --mode connections --clients 2000 --rooms 1
     .venv/bin/python bench/fanout.py --nodes 1 2 3 --clients 100 --messages 2000
+    .venv/bin/python bench/fanout.py --server ours --clients 100 --messages 2000 --websocket 0 0.5 1
 
 bench/suite.py runs every configuration of docs/BENCHMARKS.md; bench/report.py
 turns the `--json` results into its tables and plot.
@@ -51,6 +55,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from wsproto.frame_protocol import FrameProtocol
 
 from bench.dialects import CHAT, IRC, Counter, Dialect
 from bench.servers import (
@@ -166,6 +172,71 @@ class Peer(asyncio.Protocol):
             self.transport.write(data)
 
 
+class WsPeer(Peer):
+    """A client of ours over a WebSocket: the same counting, on the frames taken
+    out of the text messages (LF-terminated again). Its frames go right behind
+    the upgrade request, which the server allows.
+
+    What it sends is framed (and masked) by wsproto. What it receives is cut by
+    `_unframe`: the server sends only whole, unmasked text messages, and
+    parsing them with wsproto here cost the generator several times the
+    server's CPU, so that the generator, not the server, set the pace."""
+
+    def __init__(self, dialect: Dialect, probe: bool, room: str) -> None:
+        super().__init__(dialect, probe, room)
+        self._head = b""  # the upgrade's answer, until its blank line
+        self._upgraded = False
+        self._in = b""
+        self._out = FrameProtocol(client=True, extensions=[])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport.write(  # type: ignore[union-attr]
+            b"GET /ws HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if not self._upgraded:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self._head.startswith(b"HTTP/1.1 101 "):
+                raise ConnectionError("the WebSocket upgrade was refused")
+            self._upgraded = True
+            data, self._head = self._head[end + 4 :], b""
+        texts, self._in = _unframe(self._in + data if self._in else data)
+        if texts:
+            super().data_received(b"\n".join(texts) + b"\n")
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or not data:
+            return
+        frames = data.split(b"\n")
+        frames.pop()
+        self.transport.write(b"".join(self._out.send_data(f.decode()) for f in frames))
+
+
+def _unframe(data: bytes) -> tuple[list[bytes], bytes]:
+    """Whole unmasked server messages (RFC 6455 5.2) and the unfinished rest."""
+    out: list[bytes] = []
+    at, end = 0, len(data)
+    while end - at >= 2:
+        length, start = data[at + 1] & 0x7F, at + 2
+        if length == 126:
+            length, start = int.from_bytes(data[at + 2 : at + 4]), at + 4
+        elif length == 127:
+            length, start = int.from_bytes(data[at + 2 : at + 10]), at + 10
+        if start > end or start + length > end:
+            break
+        if data[at] & 0x0F == 0x1:  # text; the server sends no fragments
+            out.append(data[start : start + length])
+        at = start + length
+    return out, data[at:]
+
+
 class Sender:
     """Sends M messages, keeping at most W unacknowledged (or at a fixed rate)."""
 
@@ -203,11 +274,12 @@ class Sender:
 
 
 async def _open(
-    address: tuple[str, int], dialect: Dialect, probe: bool, room: str, slow: bool
+    address: tuple[str, int], dialect: Dialect, probe: bool, room: str, slow: bool, *, web: bool
 ) -> Peer:
     loop = asyncio.get_running_loop()
+    kind = WsPeer if web else Peer
     if not slow:
-        _, peer = await loop.create_connection(lambda: Peer(dialect, probe, room), *address)
+        _, peer = await loop.create_connection(lambda: kind(dialect, probe, room), *address)
         return peer
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -218,7 +290,7 @@ async def _open(
     except BaseException:
         sock.close()
         raise
-    _, peer = await loop.create_connection(lambda: Peer(dialect, probe, room), sock=sock)
+    _, peer = await loop.create_connection(lambda: kind(dialect, probe, room), sock=sock)
     return peer
 
 
@@ -231,6 +303,7 @@ async def connect_all(
     *,
     slow: range = range(0),
     timeout: float = 300.0,
+    web: float = 0.0,
 ) -> tuple[list[Peer], float, int]:
     """Connect, log in and join `count` clients; (the peers in, seconds, failures).
 
@@ -244,7 +317,9 @@ async def connect_all(
         room = ROOM if rooms == 1 else f"room{i % rooms}"
         async with gate:
             address = server.addresses[i % len(server.addresses)]
-            peer = await _open(address, dialect, i < probes, room, i in slow)
+            # Every client whose index crosses a multiple of 1/web is a WebSocket one.
+            websocket = int((i + 1) * web) > int(i * web)
+            peer = await _open(address, dialect, i < probes, room, i in slow, web=websocket)
             peer.write(dialect.login(f"c{i}", room))
             await asyncio.wait_for(peer.welcomed.wait(), deadline - time.perf_counter())
         await asyncio.wait_for(peer.ready.wait(), deadline - time.perf_counter())
@@ -297,6 +372,7 @@ class FanoutResult:
     switch_interval: float | None = None
     nodes: int = 1  # cluster nodes the clients were spread over (0: a single server)
     redis_cpu_s: float = 0.0  # in cluster mode: Redis's own CPU over the sending phase
+    websocket: float = 0.0  # the share of the clients on a WebSocket
 
     @property
     def per_s(self) -> float:
@@ -326,8 +402,9 @@ class FanoutResult:
     def row(self) -> str:
         mode = "full" if not self.rate else f"{self.rate:g}/s {self.phase}"
         slow = f"{self.slow_dropped}/{self.slow} dropped" if self.slow else "-"
+        server = f"{self.server} ws {self.websocket:.0%}" if self.websocket else self.server
         return (
-            f"| {self.server} | {self.clients} | {self.senders} | {mode} | {slow} "
+            f"| {server} | {self.clients} | {self.senders} | {mode} | {slow} "
             f"| {self.per_s:,.0f} | {self.complete:.2%} | {self.p50_ms:.1f} | {self.p99_ms:.1f} "
             f"| {self.max_ms:.1f} | {self.cpu_us:.2f} | {self.server_cpu_s:.2f} "
             f"| {self.gen_cpu_s:.2f} | {self.bound} | {self.peak_rss_mib:.0f} "
@@ -402,6 +479,7 @@ async def fanout(
     pause: float = 5.0,
     pause_at: float = 2.0,
     timeout: float = 180.0,
+    websocket: float = 0.0,
 ) -> FanoutResult:
     # Probes first, then the slow receivers, senders last; probes are senders
     # only when there are no other receivers.
@@ -409,7 +487,7 @@ async def fanout(
     probes = min(5, receivers) if receivers > 0 else min(clients, 5)
     slow_range = range(probes, probes + slow) if slow else range(0)
     peers, join_s, failures = await connect_all(
-        server, dialect, clients, 1, probes, slow=slow_range
+        server, dialect, clients, 1, probes, slow=slow_range, web=websocket
     )
     if failures:
         _close(peers)
@@ -492,6 +570,7 @@ async def fanout(
         switch_interval=server.switch_interval,
         nodes=len(server.nodes) if isinstance(server, Cluster) else 0,
         redis_cpu_s=redis1 - redis0,
+        websocket=websocket,
     )
     _close(peers)
     return result
@@ -598,7 +677,20 @@ def main() -> None:
         default="always",
         help="cluster mode: Redis's appendfsync",
     )
+    parser.add_argument(
+        "--websocket",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        metavar="SHARE",
+        help="ours only: the share of clients (0 to 1) on a WebSocket; one run per share",
+    )
     args = parser.parse_args()
+    if any(share for share in args.websocket):
+        if args.server != "ours" or args.nodes:
+            parser.error("--websocket needs --server ours (and no --nodes)")
+        if not all(0 <= share <= 1 for share in args.websocket):
+            parser.error("--websocket: each share is between 0 and 1")
     if args.nodes:
         args.server = "ours"
     if args.server != "ours" and ngircd_version() is None:
@@ -609,7 +701,11 @@ def main() -> None:
         print(CLUSTER_HEADER if args.nodes else HEADER)
     for clients in args.clients:
         rows: dict[str, FanoutResult] = {}
-        for slow in [0, args.slow] if args.slow else [0]:
+        for slow, share in [
+            (slow, share)
+            for slow in ([0, args.slow] if args.slow else [0])
+            for share in args.websocket
+        ]:
             for dialect, starting in servers(
                 args.server,
                 args.server_arg,
@@ -634,6 +730,7 @@ def main() -> None:
                                 pause=args.pause,
                                 pause_at=args.pause_at,
                                 timeout=args.timeout,
+                                websocket=share,
                             )
                         )
                         print(result.cluster_row() if args.nodes else result.row(), flush=True)

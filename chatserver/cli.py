@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from chatserver.config import ServerConfig
 from chatserver.server import ChatServer
 from chatserver.sqlite_store import SQLiteStore
 from chatserver.store import MemoryStore, Store
+from chatserver.web import normal_origin
 
 __all__ = ["main", "parse_args"]
 
@@ -110,8 +112,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_DEFAULTS.node_ttl,
         help="seconds after which a silent cluster node's clients are released (%(default)s)",
     )
+    web = p.add_argument_group(
+        "web",
+        "The same port serves the web client (open http://HOST:PORT/ in a browser) and "
+        "WebSockets carrying the protocol: a connection whose first bytes are `GET ` is "
+        "a browser's. With --tls-cert it is https:// and wss://.",
+    )
+    web.add_argument(
+        "--no-web", action="store_true", help="serve neither the web client nor WebSockets"
+    )
+    web.add_argument(
+        "--web-origin",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGIN",
+        help="a page origin (scheme://host[:port]) allowed to open a WebSocket besides the "
+        "server's own; repeatable; '*' allows any",
+    )
+    web.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        type=_network,
+        metavar="ADDRESS",
+        help="a reverse proxy (address or network) whose X-Forwarded-For names the "
+        "client; repeatable",
+    )
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p.parse_args(argv)
+
+
+def _origin(value: str) -> str:
+    if value == "*":
+        return value
+    try:
+        return normal_origin(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an address or network") from None
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
@@ -144,6 +189,9 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         redis_url=args.redis,
         redis_history=args.redis_history,
         node_ttl=args.node_ttl,
+        web=not args.no_web,
+        web_origins=tuple(args.web_origin),
+        trusted_proxies=tuple(args.trusted_proxy),
     )
 
 
@@ -196,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     tls = ", TLS" if config.tls_cert else ""
     print(f"chat-server listening on {host}:{port} (store: {where}{tls})", flush=True)
+    if config.web:
+        scheme = "https" if config.tls_cert else "http"
+        shown = f"[{host}]" if ":" in host else host
+        print(f"open {scheme}://{shown}:{port}/ in a browser to chat", flush=True)
     while not stop.wait(0.5):
         pass
     server.shutdown()

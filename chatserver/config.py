@@ -43,6 +43,9 @@ class ServerConfig:
     redis_url: str | None = None  # set: a node of a cluster sharing this Redis
     redis_history: int = 10_000  # entries kept per room stream in Redis
     node_ttl: float = 10.0  # a cluster node silent this long is taken for dead
+    web: bool = True  # serve the web client and WebSockets on the same port
+    web_origins: tuple[str, ...] = ()  # page origins allowed besides the server's own
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For counts
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_text <= MAX_TEXT:

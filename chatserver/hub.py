@@ -204,6 +204,28 @@ class Hub:
             self._per_address[session.host] = self._per_address.get(session.host, 0) + 1
             return None
 
+    def readdress(
+        self, session: Session, host: str, per_address: int
+    ) -> tuple[ErrorCode, str] | None:
+        """Count `session` under the client address `host` that a trusted proxy gave,
+        or say why not (that address has `per_address` connections already)."""
+        with self.lock:
+            if self._per_address.get(host, 0) >= per_address:
+                return (
+                    ErrorCode.TOO_MANY_CONNECTIONS,
+                    f"your address has {per_address} connections, the most allowed",
+                )
+            if session in self.sessions:
+                left = self._per_address[session.host] - 1
+                if left:
+                    self._per_address[session.host] = left
+                else:
+                    del self._per_address[session.host]
+                self._per_address[host] = self._per_address.get(host, 0) + 1
+            session.peer = f"{host} via {session.peer}"
+            session.host = host
+            return None
+
     def claim(self, session: Session, nick: str) -> bool:
         """Give `session` its first nick, if nobody has it."""
         with self.lock:

@@ -318,7 +318,10 @@ class Writer(threading.Thread):
         if box.drop_frame is not None:
             self._kill(box)
             frames = []
-        if box.finishing:
+        # Read once: `finish` may set it while this runs, and the seal (which may
+        # end a WebSocket with a close frame) must have seen the last flush.
+        finishing = box.finishing
+        if finishing:
             self._finishing.add(box)
         if box.blocked:
             return
@@ -344,7 +347,7 @@ class Writer(threading.Thread):
             if box.soft_since is not None and box.queued - box.sent <= self._soft:
                 box.soft_since = None
         self._watch(box, False)
-        if box.finishing and not box.frames:
+        if finishing and not box.frames:
             self._linger(box)
 
     def _watch(self, box: Outbox, on: bool, events: int = selectors.EVENT_WRITE) -> None:

@@ -22,6 +22,7 @@ from chatserver.cluster import ClusterBackend
 from chatserver.config import ServerConfig
 from chatserver.handler import Handler
 from chatserver.housekeeping import Housekeeper
+from chatserver.http import looks_like_http
 from chatserver.hub import Hub
 from chatserver.local import LocalBackend
 from chatserver.logs import log_failure
@@ -29,6 +30,7 @@ from chatserver.outbound import Writer
 from chatserver.session import Session
 from chatserver.store import Store
 from chatserver.tls import TlsChannel, looks_like_tls, server_context
+from chatserver.web import WebConnection, WebPolicy
 
 __all__ = ["ChatServer"]
 
@@ -72,6 +74,11 @@ class ChatServer:
         self._tls = (
             server_context(config.tls_cert, config.tls_key)
             if config.tls_cert is not None and config.tls_key is not None
+            else None
+        )
+        self._web = (
+            WebPolicy.build(config.web_origins, config.trusted_proxies, tls=self._tls is not None)
+            if config.web
             else None
         )
 
@@ -130,7 +137,10 @@ class ChatServer:
         session = Session(
             sock, address, max_frame=config.max_frame, rate=config.rate, burst=config.burst
         )
-        refusal = self.hub.add(session, config.max_clients, config.max_per_address)
+        # A trusted proxy's connections are counted under the address it forwards.
+        proxy = self._web is not None and self._web.trusts(address[0])
+        per_address = config.max_clients if proxy else config.max_per_address
+        refusal = self.hub.add(session, config.max_clients, per_address)
         if refusal is not None:
             code, message = refusal
             log.warning("refused %s: %s", session.peer, message)
@@ -161,6 +171,7 @@ class ChatServer:
             # handshake, so that both arrive in one read: that frame is
             # already in the TLS buffers, and no further read may come.
             early = tls.decrypt(b"") if tls is not None else b""
+            web: WebConnection | None = None
             first = True
             drained = True
             while True:
@@ -185,7 +196,18 @@ class ChatServer:
                         log.warning("%s: TLS client on a plaintext port; closing", session.peer)
                         session.end(LeaveReason.LOST, "TLS on a plaintext port")
                         break
+                if first and self._web is not None and looks_like_http(data):
+                    web = WebConnection.attach(self._web, session, self._readdress)
                 first = False
+                if web is not None:
+                    data = web.receive(data)
+                    if web.has_output:
+                        self.hub.send_raw(session, b"")
+                    if not data:
+                        if web.closed:
+                            session.end(*web.ending)
+                            break
+                        continue
                 with session.lock:
                     if session.protocol.state is State.CLOSED:
                         break
@@ -194,6 +216,9 @@ class ChatServer:
                     session.last_frame = time.monotonic()
                 if not all(handle(session, item) for item in items):
                     break
+                if web is not None and web.closed:
+                    session.end(*web.ending)
+                    break
         except OSError as exc:
             session.end(LeaveReason.LOST, exc.strerror or type(exc).__name__)
         except Exception:
@@ -201,6 +226,9 @@ class ChatServer:
             session.end(LeaveReason.LOST, "internal error")
         finally:
             self._finish(session)
+
+    def _readdress(self, session: Session, host: str) -> tuple[ErrorCode, str] | None:
+        return self.hub.readdress(session, host, self.config.max_per_address)
 
     def _secure(self, session: Session, context: ssl.SSLContext) -> TlsChannel | None:
         tls = TlsChannel(context)
