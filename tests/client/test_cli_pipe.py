@@ -300,7 +300,6 @@ def test_who_in_a_large_room_shows_the_count_and_a_page() -> None:
     ]
 
 
-@pytest.mark.xfail(strict=False, reason="needs server 1.3 resume/epoch/keys")
 def test_who_in_a_large_room_of_a_real_server(make_server: ServerFactory) -> None:
     port = make_server(large_room=3).address[1]
     members = [Client(f"m{i}", port=port) for i in range(5)]

@@ -54,7 +54,6 @@ from tests.client.proxy import Proxy
 from tests.support import server_process
 
 FAST_RETRY = ReconnectPolicy(initial=0.02, maximum=0.2, timeout=5.0)
-NEEDS_SERVER_13 = pytest.mark.xfail(strict=False, reason="needs server 1.3 resume/epoch/keys")
 BIG = "x" * 4000
 
 
@@ -419,7 +418,6 @@ def test_bad_flags_are_one_line_naming_the_flag(
 # -- end to end with a 1.3 server: ghosts, epochs, keys ------------------------------------
 
 
-@NEEDS_SERVER_13
 def test_a_ghost_session_is_taken_over_at_once(make_server: ServerFactory) -> None:
     server = make_server()
     seen = Recorder()
@@ -447,7 +445,6 @@ def test_a_ghost_session_is_taken_over_at_once(make_server: ServerFactory) -> No
             alice.close()
 
 
-@NEEDS_SERVER_13
 def test_a_retried_send_is_stored_once(make_server: ServerFactory) -> None:
     server = make_server()
     with Proxy(server.address) as proxy, Client("watcher", port=server.address[1]) as watcher:
@@ -478,7 +475,6 @@ def test_a_retried_send_is_stored_once(make_server: ServerFactory) -> None:
             alice.close()
 
 
-@NEEDS_SERVER_13
 def test_a_server_that_lost_its_state_is_followed(make_server: ServerFactory) -> None:
     """A memory store restarted: the epoch changes and new messages are not taken
     for ones already seen."""
