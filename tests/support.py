@@ -33,7 +33,36 @@ def running(store: Store | None = None, **settings: Any) -> Iterator[ChatServer]
         server.shutdown()
 
 
-class Wire:
+class FrameReader:
+    """Waiting for frames, whatever carries them: a subclass supplies `recv`."""
+
+    def recv(self, timeout: float = WAIT) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def _closed_note(self) -> str:
+        return "closed"
+
+    def until(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = WAIT
+    ) -> dict[str, Any]:
+        """Skip frames until one matches."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.recv(max(0.01, deadline - time.monotonic()))
+            if frame is None:
+                raise ConnectionError(f"{self._closed_note()} before the expected frame")
+            if match(frame):
+                return frame
+
+    def closed(self, timeout: float = WAIT) -> list[dict[str, Any]]:
+        """Read to the end of the stream; return the frames on the way."""
+        frames = []
+        while (frame := self.recv(timeout)) is not None:
+            frames.append(frame)
+        return frames
+
+
+class Wire(FrameReader):
     """A client that speaks raw JSON lines, for tests that need the bare wire."""
 
     def __init__(
@@ -80,25 +109,6 @@ class Wire:
         line, self._buf = self._buf.split(b"\n", 1)
         frame: dict[str, Any] = json.loads(line)
         return frame
-
-    def until(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = WAIT
-    ) -> dict[str, Any]:
-        """Skip frames until one matches."""
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = self.recv(max(0.01, deadline - time.monotonic()))
-            if frame is None:
-                raise ConnectionError("closed before the expected frame")
-            if match(frame):
-                return frame
-
-    def closed(self, timeout: float = WAIT) -> list[dict[str, Any]]:
-        """Read to the end of the stream; return the frames on the way."""
-        frames = []
-        while (frame := self.recv(timeout)) is not None:
-            frames.append(frame)
-        return frames
 
     def hello(self, nick: str, **extra: Any) -> dict[str, Any]:
         return self.request(type="hello", nick=nick, **extra)

@@ -24,7 +24,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from tests.support import WAIT
+from tests.support import WAIT, FrameReader
 
 
 class Refused(Exception):
@@ -35,7 +35,7 @@ class Refused(Exception):
         self.status = status
 
 
-class WsClient:
+class WsClient(FrameReader):
     """One WebSocket; `frames` are decoded text messages, `close_code` the server's close."""
 
     def __init__(
@@ -160,21 +160,8 @@ class WsClient:
         frame: dict[str, Any] = json.loads(text)
         return frame
 
-    def until(self, match: Any, timeout: float = WAIT) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = self.recv(max(0.01, deadline - time.monotonic()))
-            if frame is None:
-                raise ConnectionError(f"closed ({self.close_code}) before the expected frame")
-            if match(frame):
-                return frame
-
-    def closed(self, timeout: float = WAIT) -> list[dict[str, Any]]:
-        """Frames until the server's close frame."""
-        frames = []
-        while (frame := self.recv(timeout)) is not None:
-            frames.append(frame)
-        return frames
+    def _closed_note(self) -> str:
+        return f"closed ({self.close_code})"
 
     def wait_pong(self, timeout: float = WAIT) -> bytes:
         if self.pongs:
