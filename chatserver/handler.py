@@ -31,7 +31,6 @@ from chatproto import (
     Pong,
     PongReply,
     Register,
-    Rejected,
     RequestId,
     RoomList,
     Rooms,
@@ -50,8 +49,6 @@ from chatserver.session import Session
 __all__ = ["Handler"]
 
 log = logging.getLogger(__name__)
-
-_FREE = frozenset({"hello", "pong", "bye"})  # commands the rate limit does not count
 
 
 class Handler:
@@ -88,28 +85,8 @@ class Handler:
             "bye": self._bye,
         }
 
-    def handle(self, session: Session, item: Command | Rejected) -> bool:
-        if isinstance(item, Rejected):
-            err = item.error
-            log.info("%s: rejected frame: %s %s", session.id, err.code.value, err.message)
-            self._hub.send(session, item.error_event())
-            if err.fatal:
-                session.end(LeaveReason.KICKED, err.code.value)
-            return not err.fatal
-        if item.type not in _FREE and not session.bucket.take():
-            session.refused += 1
-            fatal = session.refused >= self._config.burst
-            self._fail(
-                session,
-                ErrorCode.RATE_LIMITED,
-                f"too many commands: at most {self._config.rate:g} per second",
-                item.id,
-                fatal=fatal,
-            )
-            if fatal:
-                session.end(LeaveReason.KICKED, "rate_limited")
-            return not fatal
-        session.refused = 0
+    def handle(self, session: Session, item: Command) -> bool:
+        """Carry out one command that the reader has charged to the client."""
         try:
             return self._commands[item.type](session, item)
         except Unavailable as exc:
@@ -165,7 +142,8 @@ class Handler:
             return self._fail(
                 session, ErrorCode.NICK_IN_USE, f"nick {cmd.nick!r} is in use", cmd.id, fatal=True
             )
-        log.info("%s: hello from %s as %s (%s)", session.id, session.peer, cmd.nick, cmd.client)
+        label = f" ({cmd.client})" if cmd.client is not None else ""
+        log.info("%s: hello from %s as %s%s", session.id, session.peer, cmd.nick, label)
         self._hub.send(
             session,
             Welcome(
