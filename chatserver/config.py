@@ -83,8 +83,8 @@ class ServerConfig:
     recv_size: int = 4096
     server_password: str | None = None
     max_per_address: int = 64
-    max_handshaking: int = 128  # connections yet to say hello, in all
-    max_handshaking_per_address: int = 16
+    max_handshaking: int = 256  # connections yet to say hello, in all
+    max_handshaking_per_address: int = 32
     max_rooms: int = 50
     max_members: int = 1000
     auth_failures: int = 5
