@@ -4,6 +4,7 @@ commands alike; floods end in a typed fatal error, and the log stays small."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,7 +15,7 @@ from tests.support import login, running
 
 BURST = 6
 # Nothing refills while a test runs.
-SLOW = {"rate": 0.001, "burst": BURST}
+SLOW: dict[str, Any] = {"rate": 0.001, "burst": BURST}
 
 KINDS = st.sampled_from(["ping", "say", "pong", "bye", None])
 

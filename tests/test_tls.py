@@ -520,3 +520,29 @@ def test_server_cli_cert_without_key_exits_2(pki: Pki) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "TLS needs both a certificate and a key" in done.stderr
+
+
+# -- refusals on a TLS port: sent after the handshake (issue 11 item 12) -----------------
+
+
+def test_server_full_is_sent_over_tls(pki: Pki) -> None:
+    with tls_server(pki, max_clients=1) as server:
+        first = TlsWire(server.address, pki.ca)
+        assert first.hello("first")["type"] == "welcome"
+        refused = TlsWire(server.address, pki.ca)
+        frames = refused.closed()
+        assert [(f["code"], f["fatal"]) for f in frames] == [("server_full", True)]
+        assert first.request(type="ping")["type"] == "pong"
+
+
+def test_too_many_connections_is_sent_over_tls(pki: Pki) -> None:
+    with tls_server(pki, max_per_address=1) as server:
+        first = TlsWire(server.address, pki.ca)
+        assert first.hello("first")["type"] == "welcome"
+        refused = TlsWire(server.address, pki.ca)
+        frames = refused.closed()
+        assert [(f["code"], f["fatal"]) for f in frames] == [("too_many_connections", True)]
+        first.close()
+        assert server.wait_idle(WAIT)
+        again = TlsWire(server.address, pki.ca)
+        assert again.hello("again")["type"] == "welcome"
