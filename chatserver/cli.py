@@ -100,8 +100,8 @@ FLAGS: tuple[Flag, ...] = (
     ),
     _flag("--redis-history", "entries kept per room in Redis", int),
     _flag("--node-ttl", "seconds after which a silent cluster node's clients are released", float),
-    _flag("--log-rate", "log lines about clients per second, at most (0: no limit)", float),
-    _flag("--log-burst", "log lines about clients at once, at most", int),
+    _flag("--log-rate", "log lines below ERROR per second, at most (0: no limit)", float),
+    _flag("--log-burst", "log lines below ERROR at once, at most", int),
     Flag(
         "--log-level",
         None,
@@ -178,11 +178,11 @@ def _open_store(args: argparse.Namespace, config: ServerConfig) -> Store | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure(args.log_level)
     try:
         config = config_from(args)
     except ConfigError as exc:
         return _usage(f"{_BY_FIELD.get(exc.field, exc.field)}: {exc.rule}")
+    configure(args.log_level, rate=args.log_rate, burst=args.log_burst)
     problem = _check_files(args, config)
     if problem is not None:
         return _usage(problem)

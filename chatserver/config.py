@@ -94,8 +94,10 @@ class ServerConfig:
     redis_url: str | None = None  # set: a node of a cluster sharing this Redis
     redis_history: int = 10_000  # entries kept per room stream in Redis
     node_ttl: float = 10.0  # a cluster node silent this long is taken for dead
-    log_rate: float = 20.0  # lines about clients per second (0: no limit)
-    log_burst: int = 200
+    # The process's log (set by the command line): lines below ERROR per second
+    # (0: no limit), and at once.
+    log_rate: float = 10.0
+    log_burst: int = 100
 
     @property
     def room_capacity(self) -> int:

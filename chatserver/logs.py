@@ -2,9 +2,10 @@
 
 - Failures are one line by default, the traceback only at DEBUG: a traceback
   (and an exception's message) can carry another client's data.
-- Lines about one connection go through that connection's own budget and
-  one shared by all (`ClientLog`), so that a client that keeps failing costs
-  the log a few lines and a count of those left out, however fast it sends.
+- Lines about one connection go through that connection's own budget
+  (`ClientLog`), and every line below ERROR through one of the process
+  (`configure`), so that clients that keep failing or reconnecting cost the
+  log a few lines and a count of those left out, however fast they go.
 - Everything a peer supplied (a `client` label, a nick, a room) is logged
   escaped: a line holds no control, format or separator character (U+202E
   would reverse the rest of a line on a terminal, U+2028 would start a fake
@@ -19,7 +20,7 @@ import threading
 
 from chatserver.ratelimit import TokenBucket
 
-__all__ = ["ClientLog", "LogBudget", "configure", "escape", "log_failure"]
+__all__ = ["ClientLog", "configure", "escape", "log_failure"]
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -59,64 +60,63 @@ class _Escaping(logging.Filter):
         return True
 
 
-def configure(level: str | int) -> None:
-    """Log to stderr, one escaped line per record."""
+class _Budget(logging.Filter):
+    """The lines below ERROR the whole server may write: `burst` at once, `rate`
+    per second. What it leaves out is counted and said in the next line it lets
+    through."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        super().__init__()
+        self._bucket = TokenBucket(rate, burst)
+        self._lock = threading.Lock()
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        with self._lock:
+            if not self._bucket.take():
+                self._suppressed += 1
+                return False
+            suppressed, self._suppressed = self._suppressed, 0
+        if suppressed:
+            record.msg = f"{record.getMessage()} [{suppressed} lines left out before this one]"
+            record.args = None
+        return True
+
+
+def configure(level: str | int, *, rate: float = 0.0, burst: int = 1) -> None:
+    """Log to stderr, one escaped line per record; with `rate`, at most `burst`
+    lines below ERROR at once and `rate` a second."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(_FORMAT))
+    if rate > 0:
+        handler.addFilter(_Budget(rate, burst))
     handler.addFilter(_Escaping())
     logging.basicConfig(level=level, handlers=[handler])
 
 
-class LogBudget:
-    """The lines about clients the whole server may write: `burst` at once,
-    `rate` per second. What it leaves out is counted and said in the next line
-    it lets through."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self._bucket = TokenBucket(rate, burst) if rate > 0 else None
-        self._lock = threading.Lock()
-        self._suppressed = 0
-
-    def admit(self) -> int | None:
-        """None: leave the line out; else how many lines were left out before it."""
-        if self._bucket is None:
-            return 0
-        with self._lock:
-            if not self._bucket.take():
-                self._suppressed += 1
-                return None
-            suppressed, self._suppressed = self._suppressed, 0
-        return suppressed
-
-
 class ClientLog:
-    """The lines about one connection: at most `burst` at once and `rate` per second
-    of them, within the server's `LogBudget`. `always` lines (connect, disconnect)
-    skip the connection's own budget but not the server's."""
+    """The lines about one connection: at most `BURST` at once and `RATE` per second
+    of them, so that a client that keeps failing costs the log a few lines and a
+    count. `always` lines (connect, disconnect) skip the budget."""
 
-    __slots__ = ("_bucket", "_budget", "_logger", "_prefix", "suppressed")
+    __slots__ = ("_bucket", "_logger", "_prefix", "suppressed")
 
-    # The connection's own budget: a client that keeps failing gets a few lines.
     RATE = 0.2
     BURST = 5
 
-    def __init__(self, logger: logging.Logger, prefix: str, budget: LogBudget) -> None:
+    def __init__(self, logger: logging.Logger, prefix: str) -> None:
         self._logger = logger
         self._prefix = prefix
-        self._budget = budget
         self._bucket = TokenBucket(self.RATE, self.BURST)
-        self.suppressed = 0  # this connection's lines left out by its own budget
+        self.suppressed = 0  # this connection's lines left out
 
     def log(self, level: int, message: str, *args: object, always: bool = False) -> None:
-        """Log `prefix: message % args`, if both budgets allow."""
+        """Log `prefix: message % args`, if the budget allows."""
         if not self._logger.isEnabledFor(level):
             return
         if not always and not self._bucket.take():
             self.suppressed += 1
             return
-        left_out = self._budget.admit()
-        if left_out is None:
-            return
-        if left_out:
-            self._logger.warning("%d lines about clients left out (log rate limit)", left_out)
         self._logger.log(level, "%s: " + message, self._prefix, *args)

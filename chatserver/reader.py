@@ -23,7 +23,7 @@ from chatserver.backend import Backend
 from chatserver.config import ServerConfig
 from chatserver.handler import Handler
 from chatserver.hub import Hub
-from chatserver.logs import ClientLog, LogBudget, log_failure
+from chatserver.logs import ClientLog, log_failure
 from chatserver.ratelimit import Verdict
 from chatserver.session import Session
 from chatserver.tls import TlsChannel, looks_like_tls
@@ -53,7 +53,6 @@ class ConnectionLoop:
         hub: Hub,
         backend: Backend,
         gate: HandshakeGate,
-        budget: LogBudget,
         tls: ssl.SSLContext | None,
         stopping: threading.Event,
     ) -> None:
@@ -62,7 +61,6 @@ class ConnectionLoop:
         self._hub = hub
         self._backend = backend
         self._gate = gate
-        self._budget = budget
         self._tls = tls
         self._stopping = stopping
         too_fast = f"too many frames: at most {config.rate:g} per second"
@@ -75,7 +73,7 @@ class ConnectionLoop:
         }
 
     def client_log(self, session: Session) -> ClientLog:
-        return ClientLog(log, session.id, self._budget)
+        return ClientLog(log, session.id)
 
     def run(self, session: Session) -> None:
         """The reader thread of one connection: frames in, commands handled."""

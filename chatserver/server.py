@@ -28,7 +28,7 @@ from chatserver.housekeeping import Housekeeper
 from chatserver.hub import Hub
 from chatserver.listener import Listener
 from chatserver.local import LocalBackend
-from chatserver.logs import LogBudget, log_failure
+from chatserver.logs import log_failure
 from chatserver.outbound import Writer
 from chatserver.reader import ConnectionLoop
 from chatserver.store import Store
@@ -79,7 +79,6 @@ class ChatServer:
             hub=self.hub,
             backend=self.backend,
             gate=self.gate,
-            budget=LogBudget(config.log_rate, config.log_burst),
             tls=self._tls,
             stopping=self._stopping,
         )
