@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from chatproto import Command, Error, ErrorCode, LeaveReason, Rejected, State
@@ -31,6 +32,8 @@ from chatserver.tls import TlsChannel, looks_like_tls
 __all__ = ["ConnectionLoop"]
 
 log = logging.getLogger(__name__)
+
+_FRAMES_AT_ONCE = 16
 
 # What OpenSSL says when the first bytes are not a TLS record.
 _PLAINTEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNSUPPORTED_PROTOCOL"})
@@ -126,15 +129,18 @@ class ConnectionLoop:
                     session.end(LeaveReason.LOST, "TLS on a plaintext port")
                     return
             first = False
-            with session.lock:
-                if session.protocol.state is State.CLOSED:
-                    return
-                items = session.protocol.receive_data(data)
-            if items:
-                session.last_frame = time.monotonic()
-            for item in items:
-                if not self._take(session, item, clog):
-                    return
+            # A few frames at a time: a client cut off after its burst does not
+            # get the rest of its read parsed first.
+            for piece in _pieces(data, _FRAMES_AT_ONCE):
+                with session.lock:
+                    if session.protocol.state is State.CLOSED:
+                        return
+                    items = session.protocol.receive_data(piece)
+                if items:
+                    session.last_frame = time.monotonic()
+                for item in items:
+                    if not self._take(session, item, clog):
+                        return
             if session.handshaking and session.welcomed:
                 self._gate.leave(session)
 
@@ -209,6 +215,25 @@ class ConnectionLoop:
             suppressed,
             always=True,
         )
+
+
+def _pieces(data: bytes, frames: int) -> Iterator[bytes]:
+    """`data` cut after every `frames`-th line end (one piece if it has no more)."""
+    if data.count(b"\n") <= frames:
+        yield data
+        return
+    start = 0
+    while True:
+        end = start
+        for _ in range(frames):
+            end = data.find(b"\n", end) + 1
+            if not end:
+                yield data[start:]
+                return
+        yield data[start:end]
+        start = end
+        if start == len(data):
+            return
 
 
 def _recv(sock: socket.socket, size: int, drained: bool) -> bytes:
