@@ -12,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from chatserver.logs import escape
 from chatserver.session import Session
 from tests.support import Wire, login, running
 
@@ -127,3 +130,12 @@ def test_a_slow_consumer_drop_logs_nothing_under_the_hub_lock() -> None:
             logger.removeHandler(probe)
             logger.setLevel(old_level)
         assert held == []
+
+
+@given(st.text())
+def test_an_escaped_text_is_one_printable_line_that_keeps_what_was_printable(text: str) -> None:
+    safe = escape(text)
+    assert safe.isprintable()
+    assert len(safe.splitlines()) <= 1
+    if text.isprintable():
+        assert safe == text
