@@ -4,9 +4,14 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from chatserver.server import ChatServer
 from chatserver.store import MemoryStore
@@ -128,3 +133,45 @@ def test_refused_connections_release_their_handshake_slot() -> None:
             assert [f["code"] for f in refused.closed()] == ["server_full"]
         _counted(server, 0)
         assert first.request(type="ping")["type"] == "pong"
+
+
+def test_a_server_process_that_could_not_start_a_reader_still_exits_0(tmp_path: Path) -> None:
+    """The same failure in a real process: it goes on serving, and SIGTERM stops it
+    with exit status 0 and its SQLite file closed (a clean WAL checkpoint)."""
+    db = tmp_path / "chat.db"
+    code = (
+        "import sys, threading\n"
+        "from chatserver.listener import Listener\n"
+        "real, failed = Listener.start_thread, threading.Event()\n"
+        "def start(target, name):\n"
+        "    if name.startswith('chat-reader') and not failed.is_set():\n"
+        "        failed.set()\n"
+        '        raise RuntimeError("can\'t start new thread")\n'
+        "    return real(target, name)\n"
+        "Listener.start_thread = staticmethod(start)\n"
+        "from chatserver.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--port", "0", "--db", str(db), "--log-level", "ERROR"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"listening on ([\d.]+):(\d+)", proc.stdout.readline())
+        assert match
+        address = (match.group(1), int(match.group(2)))
+        unlucky = Wire(address)
+        assert [f["code"] for f in unlucky.closed()] == ["server_full"]
+        wire = Wire(address)
+        assert wire.hello("after")["type"] == "welcome"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert not (tmp_path / "chat.db-wal").exists() or (tmp_path / "chat.db-wal").stat().st_size == 0
