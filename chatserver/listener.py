@@ -132,7 +132,9 @@ class Listener(threading.Thread):
     def _refuse(self, session: Session, refusal: Refusal, *, secure: bool) -> None:
         code, message = refusal
         clog = self._loop.client_log(session)
-        clog.log(logging.WARNING, "refused %s: %s", session.peer, code.value, always=True)
+        clog.log(
+            logging.WARNING, "refused %s: %s (%s)", session.peer, code.value, message, always=True
+        )
         if not secure:
             # A plaintext client reads the reason; a TLS one could not.
             if self._tls is None:

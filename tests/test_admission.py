@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +15,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from chatserver.server import ChatServer
 from chatserver.store import MemoryStore
 from tests.support import WAIT, Wire, login, running
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _idle(address: tuple[str, int], source: str) -> Wire:
@@ -175,3 +181,63 @@ def test_a_server_process_that_could_not_start_a_reader_still_exits_0(tmp_path: 
         if proc.stdout is not None:
             proc.stdout.close()
     assert not (tmp_path / "chat.db-wal").exists() or (tmp_path / "chat.db-wal").stat().st_size == 0
+
+
+_NPROC = ("prlimit", "setpriv")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or any(shutil.which(tool) is None for tool in _NPROC),
+    reason="needs root, prlimit and setpriv (to run the server as a user of its own)",
+)
+def test_under_a_real_thread_limit_refused_clients_cost_nothing(tmp_path: Path) -> None:
+    """The fault itself: the server runs under RLIMIT_NPROC as `nobody` (the limit
+    does not bind root, and counts every process of its user), so starting reader
+    threads fails."""
+    command = [
+        *("prlimit", "--nproc=12"),
+        *("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"),
+        *(sys.executable, "-m", "chatserver", "--port", "0", "--store", "memory"),
+        *("--log-level", "ERROR"),
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"listening on ([\d.]+):(\d+)", proc.stdout.readline())
+        assert match
+        address = (match.group(1), int(match.group(2)))
+        welcomed: list[Wire] = []
+        refused = 0
+        for n in range(20):
+            wire = Wire(address)
+            wire.send(type="hello", nick=f"n{n}")
+            reply = wire.recv()
+            assert reply is not None
+            if reply["type"] == "welcome":
+                welcomed.append(wire)
+            else:
+                assert (reply["code"], reply["fatal"]) == ("server_full", True)
+                refused += 1
+        assert welcomed and refused, (len(welcomed), refused)
+        # Room again as soon as clients leave: nothing stayed counted, and the
+        # listener is still accepting.
+        for wire in welcomed:
+            assert wire.request(type="bye")["type"] == "ok"
+            wire.closed()
+        deadline = time.monotonic() + WAIT
+        while True:
+            late = Wire(address)
+            late.send(type="hello", nick="late")
+            reply = late.recv()
+            if reply is not None and reply["type"] == "welcome":
+                break
+            assert time.monotonic() < deadline, "no room after every client left"
+            time.sleep(0.05)  # the readers' threads take a moment to end
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
