@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,3 +140,39 @@ def test_an_escaped_text_is_one_printable_line_that_keeps_what_was_printable(tex
     assert len(safe.splitlines()) <= 1
     if text.isprintable():
         assert safe == text
+
+
+def test_the_log_budget_bounds_lines_and_says_what_it_left_out(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "chatserver", "--port", "0", "--store", "memory"),
+                *("--log-rate", "2", "--log-burst", "5"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"listening on ([\d.]+):(\d+)", proc.stdout.readline())
+        assert match
+        address = (match.group(1), int(match.group(2)))
+        started = time.monotonic()
+        for n in range(40):  # 3 or 4 lines each
+            wire = Wire(address)
+            assert wire.hello(f"c{n}")["type"] == "welcome"
+            assert wire.request(type="bye")["type"] == "ok"
+            wire.closed()
+        time.sleep(0.6)  # a token comes back (2 a second): the next line passes
+        Wire(address).hello("last")
+        elapsed = time.monotonic() - started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        if proc.stdout is not None:
+            proc.stdout.close()
+    lines = log.read_text().splitlines()
+    assert len(lines) <= 5 + 2 * (elapsed + 1) + 1, lines
+    assert any("lines left out before this one" in line for line in lines)
