@@ -23,6 +23,7 @@ from chatserver.admission import HandshakeGate, Refusal
 from chatserver.config import ServerConfig
 from chatserver.housekeeping import kick
 from chatserver.hub import Hub
+from chatserver.logs import log_failure
 from chatserver.reader import ConnectionLoop
 from chatserver.session import Session
 from chatserver.tls import TlsChannel
@@ -82,7 +83,7 @@ class Listener(threading.Thread):
                 self._admit(sock, addr)
             except Exception:
                 # Whatever went wrong costs this connection only.
-                log.error("admitting %s:%d failed", *addr[:2], exc_info=True)
+                log_failure(log, "admitting %s:%d failed", *addr[:2])
                 with contextlib.suppress(OSError):
                     sock.close()
 
