@@ -18,13 +18,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict chatproto chatserver chatclient tests bench examples
+	$(BIN)/mypy --strict chatproto chatserver chatclient tests bench examples tools
 
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# The server takes the terminal, so that Ctrl-C stops it alone and make exits
+# with its status (0), not with the signal (130).
 run: $(STAMP)
-	$(BIN)/chat-server $(ARGS)
+	$(BIN)/python tools/foreground.py $(BIN)/chat-server $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/codec.py

@@ -31,7 +31,6 @@ from chatproto import (
     Pong,
     PongReply,
     Register,
-    Rejected,
     Renamed,
     RequestId,
     RoomList,
@@ -51,8 +50,6 @@ from chatserver.session import Session
 __all__ = ["Handler"]
 
 log = logging.getLogger(__name__)
-
-_FREE = frozenset({"hello", "pong", "bye"})  # commands the rate limit does not count
 
 
 class Handler:
@@ -96,28 +93,8 @@ class Handler:
             "bye": self._bye,
         }
 
-    def handle(self, session: Session, item: Command | Rejected) -> bool:
-        if isinstance(item, Rejected):
-            err = item.error
-            log.info("%s: rejected frame: %s %s", session.id, err.code.value, err.message)
-            self._hub.send(session, item.error_event())
-            if err.fatal:
-                session.end(LeaveReason.KICKED, err.code.value)
-            return not err.fatal
-        if item.type not in _FREE and not session.bucket.take():
-            session.refused += 1
-            fatal = session.refused >= self._config.burst
-            self._fail(
-                session,
-                ErrorCode.RATE_LIMITED,
-                f"too many commands: at most {self._config.rate:g} per second",
-                item.id,
-                fatal=fatal,
-            )
-            if fatal:
-                session.end(LeaveReason.KICKED, "rate_limited")
-            return not fatal
-        session.refused = 0
+    def handle(self, session: Session, item: Command) -> bool:
+        """Carry out one command that the reader has charged to the client."""
         try:
             return self._commands[item.type](session, item)
         except Unavailable as exc:
@@ -177,7 +154,8 @@ class Handler:
             )
         nick = session.nick or cmd.nick
         how = "resumed" if resumed else "hello"
-        log.info("%s: %s from %s as %s (%s)", session.id, how, session.peer, nick, cmd.client)
+        label = f" ({cmd.client})" if cmd.client is not None else ""
+        log.info("%s: %s from %s as %s%s", session.id, how, session.peer, nick, label)
         self._hub.send(
             session,
             Welcome(

@@ -28,6 +28,21 @@ def kick(hub: Hub, session: Session, code: ErrorCode, message: str, reason: Leav
         session.sock.shutdown(socket.SHUT_RD)
 
 
+def evict(hub: Hub, session: Session) -> None:
+    """Push out a connection still in the handshake to make room for a newer one."""
+    if session.securing:
+        with contextlib.suppress(OSError):
+            session.sock.shutdown(socket.SHUT_RDWR)
+        return
+    kick(
+        hub,
+        session,
+        ErrorCode.SERVER_FULL,
+        "too many connections are waiting to say hello; try again",
+        LeaveReason.TIMEOUT,
+    )
+
+
 class Housekeeper(threading.Thread):
     def __init__(self, config: ServerConfig, hub: Hub) -> None:
         super().__init__(name="chat-housekeeper", daemon=True)

@@ -1,20 +1,15 @@
-"""Send queues and the one writer thread that drains them.
+"""The one writer thread: every connection's socket, from first send to close.
 
 Any thread may queue frames for a connection (`Writer.push`, under the hub
 lock, which makes queueing cheap and ordered); only the writer touches a
 socket to send. It takes everything queued for a connection at once, joins it
 into one buffer and hands it to a non-blocking `send`, so a busy connection
 gets dozens of frames per system call. A connection whose socket is full
-waits in the selector until it drains, and nobody else waits for it: past
-the hard limit, or above the soft limit for too long, it is dropped.
+waits in the selector until it drains, and nobody else waits for it: the
+limits of `outbox.py` drop a reader that fails to take what is sent.
 
-Consecutive broadcasts to the same room (the same list of boxes) form a run:
-their frames are kept once, in order, and handed to each member as one joined
-buffer when another list is broadcast to, a box changes state, or the writer
-takes the queues; the few members that get something else in between (a
-sender, whose echo replaces its message) are served their part of the run
-first. So a batch of messages costs one step per member rather than one per
-member and message.
+Broadcasts are batched by `batching.BroadcastRun`; the end of a connection
+(flush, half-close, linger, close within a grace time) is the writer's too.
 """
 
 from __future__ import annotations
@@ -25,72 +20,15 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
+from chatserver.batching import BroadcastRun
 from chatserver.logs import log_failure
+from chatserver.outbox import Outbox, QueueLimits
 
 __all__ = ["Outbox", "Writer"]
 
 log = logging.getLogger(__name__)
-
-
-class Outbox:
-    """One connection's send queue and sending state.
-
-    `farewell` gives the last frame to send if the connection is dropped.
-
-    `frames`, `queued` and `scheduled` are guarded by the hub lock; `pending`
-    (the unsent tail of the last send), `sent` and `blocked` belong to the
-    writer thread.
-    """
-
-    __slots__ = (
-        "blocked",
-        "closed",
-        "drop_frame",
-        "dropped",
-        "farewell",
-        "finish_by",
-        "finishing",
-        "frames",
-        "label",
-        "lingering",
-        "pending",
-        "queued",
-        "scheduled",
-        "seal",
-        "sent",
-        "sock",
-        "soft_since",
-        "watching",
-    )
-
-    def __init__(
-        self, sock: socket.socket, label: str, farewell: Callable[[], bytes | None]
-    ) -> None:
-        self.sock = sock
-        self.label = label
-        self.farewell = farewell
-        self.frames: list[bytes] = []
-        self.queued = 0
-        self.sent = 0
-        self.scheduled = False
-        self.pending = b""
-        self.blocked = False
-        self.soft_since: float | None = None
-        self.dropped = False
-        self.drop_frame: bytes | None = None
-        self.finishing = False
-        self.finish_by = 0.0
-        self.lingering = False
-        self.watching = 0  # the selector events registered for this socket
-        self.closed = False
-        self.seal: Callable[[bytes], bytes] | None = None  # encrypts, on a TLS connection
-
-    @property
-    def backlog(self) -> int:
-        """Bytes queued and not yet taken by the kernel."""
-        return self.queued - self.sent
 
 
 class Writer(threading.Thread):
@@ -105,8 +43,7 @@ class Writer(threading.Thread):
     ) -> None:
         super().__init__(name="chat-writer", daemon=True)
         self._lock = lock
-        self._soft = soft_limit
-        self._hard = hard_limit
+        self.limits = QueueLimits(soft=soft_limit, hard=hard_limit)
         self._ready: list[Outbox] = []
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -118,97 +55,41 @@ class Writer(threading.Thread):
         self._finishing: set[Outbox] = set()
         self._unclosed = 0  # finished boxes not yet closed, under the lock
         self._all_closed = threading.Condition(lock)
-        # The broadcast run, under the lock: the list of boxes it goes to, its
-        # frames, and for each box that gets something else: the index of the
-        # first frame not yet queued for it, and the indexes of those it skips.
-        self._run: list[Outbox] | None = None
-        self._run_members: set[Outbox] | None = None  # made when first needed
-        self._run_frames: list[bytes] = []
-        self._run_edits: dict[Outbox, tuple[int, tuple[int, ...]]] = {}
+        self._run: BroadcastRun[Outbox] = BroadcastRun(self._queue)  # under the lock
 
     # -- called by other threads -------------------------------------------
 
     def push(self, box: Outbox, data: bytes) -> None:
         """Queue `data` for `box` (empty: just flush). The caller holds the hub lock,
         then calls `wake`."""
-        if self._run is not None:
-            members = self._run_members
-            if members is None:
-                members = self._run_members = set(self._run)
-            if box in members:
-                # What the run holds for it so far comes first.
-                done, skips = self._run_edits.get(box, (0, ()))
-                frames = self._run_frames
-                self._run_edits[box] = (len(frames), ())
-                data = _part(frames, done, skips) + data
+        if self._run.active:
+            data = self._run.take_part(box) + data
         self._queue((box,), data)
 
     def push_many(self, boxes: Iterable[Outbox], data: bytes, skip: Outbox | None = None) -> None:
         """`push` the same bytes to many boxes (but `skip`): the broadcast path.
 
-        A list of boxes joins the run if it is the run's list (the same object:
-        a list passed here must not be changed in place afterwards; the hub
-        makes a new one for a room whose members change)."""
-        if boxes is not self._run:
-            self._settle()
-            if type(boxes) is not list:
-                self._queue(boxes, data, skip)
-                return
-            self._run = boxes
-        frames = self._run_frames
-        if skip is not None:
-            done, skips = self._run_edits.get(skip, (0, ()))
-            self._run_edits[skip] = (done, (*skips, len(frames)))
-        frames.append(data)
-
-    def _settle(self) -> None:
-        """Hand the rest of the run to its boxes (under the hub lock)."""
-        boxes = self._run
-        if boxes is None:
-            return
-        frames, edits, members = self._run_frames, self._run_edits, self._run_members
-        self._run = self._run_members = None
-        self._run_frames = []
-        self._run_edits = {}
-        joined = frames[0] if len(frames) == 1 else b"".join(frames)
-        if not edits:
-            self._queue(boxes, joined)
-            return
-        self._queue([box for box in boxes if box not in edits], joined)
-        if members is None:
-            members = set(boxes)
-        for box, (done, skips) in edits.items():
-            if box in members:  # a sender outside the room is only left out
-                rest = _part(frames, done, skips)
-                if rest:
-                    self._queue((box,), rest)
+        A list of boxes joins the current run if it is the run's list (the same
+        object: see `batching`, and never change such a list in place)."""
+        if not self._run.broadcast(boxes, data, skip):
+            self._queue(boxes, data, skip)
 
     def _queue(self, boxes: Iterable[Outbox], data: bytes, skip: Outbox | None = None) -> None:
-        """Append `data` to each box's queue (but `skip`'s), kept tight."""
-        size = len(data)
-        soft = self._soft
+        """Append `data` to each box's queue (but `skip`'s), under the hub lock."""
+        limits = self.limits
         ready = self._ready
         for box in boxes:
             if box is skip or box.dropped or box.finishing:
                 continue
-            box.frames.append(data)
-            queued = box.queued + size
-            box.queued = queued
-            if queued - box.sent > soft:
-                self._over_soft(box)
+            if box.append(data, limits):
+                self._drop(box)
             if not box.scheduled:
                 box.scheduled = True
                 ready.append(box)
 
-    def _over_soft(self, box: Outbox) -> None:
-        if box.queued - box.sent > self._hard:
-            self._drop(box)
-        elif box.soft_since is None:
-            box.soft_since = time.monotonic()
-
     def _drop(self, box: Outbox) -> None:
-        # Under the hub lock: stop queueing, and let the writer say why.
-        log.warning("%s: dropped as a slow consumer (%d bytes queued)", box.label, box.backlog)
+        # Under the hub lock: stop queueing, and let the writer say why (and log
+        # it: nothing is logged under the lock).
         box.dropped = True
         box.drop_frame = box.farewell() or b""
         box.frames = []
@@ -217,10 +98,10 @@ class Writer(threading.Thread):
             self._ready.append(box)
 
     def drop_if_stale(self, box: Outbox, now: float, patience: float) -> bool:
-        """Drop `box` if it has been above the soft limit for `patience` seconds."""
-        self._settle()
-        since = box.soft_since
-        if since is None or now - since < patience or box.dropped:
+        """Drop `box` if its reader has failed to take what was sent: above the soft
+        limit for `patience` seconds, or past the hard one. Under the hub lock."""
+        self._run.settle()
+        if not box.overdue(self.limits, patience, now):
             return False
         self._drop(box)
         return True
@@ -228,7 +109,7 @@ class Writer(threading.Thread):
     def finish(self, box: Outbox, grace: float) -> None:
         """The reader is done: flush what is queued (for at most `grace` s), then close."""
         with self._lock:
-            self._settle()
+            self._run.settle()
             box.finishing = True
             self._unclosed += 1
             box.finish_by = time.monotonic() + grace
@@ -256,7 +137,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         while not (
-            self._stopping and not self._finishing and not self._ready and self._run is None
+            self._stopping and not self._finishing and not self._ready and not self._run.active
         ):
             try:
                 self._round()
@@ -277,7 +158,7 @@ class Writer(threading.Thread):
                 writable.append(key.data)
         self._woken = False
         with self._lock:
-            self._settle()
+            self._run.settle()
             ready, self._ready = self._ready, []
             for box in writable:
                 box.blocked = False
@@ -337,15 +218,13 @@ class Writer(threading.Thread):
             except OSError:
                 self._break(box)
                 return
-            box.sent += sent
-            if sent < len(data):
+            full = sent < len(data)
+            box.record_send(sent, full=full, limits=self.limits, lock=self._lock)
+            if full:
                 box.pending = data[sent:]
-                box.blocked = True
                 self._watch(box, True)
                 return
             box.pending = b""
-            if box.soft_since is not None and box.queued - box.sent <= self._soft:
-                box.soft_since = None
         self._watch(box, False)
         if finishing and not box.frames:
             self._linger(box)
@@ -392,6 +271,7 @@ class Writer(threading.Thread):
     def _kill(self, box: Outbox) -> None:
         """Drop a slow consumer: its queue is gone, and after the frame in flight
         it gets only the reason, if it reads before the grace time runs out."""
+        log.warning("%s: dropped as a slow consumer (%d bytes queued)", box.label, box.backlog)
         last = box.drop_frame or b""
         box.pending += box.seal(last) if box.seal is not None else last
         box.drop_frame = None
@@ -442,15 +322,3 @@ class Writer(threading.Thread):
             with self._all_closed:
                 self._unclosed -= 1
                 self._all_closed.notify_all()
-
-
-def _part(frames: list[bytes], start: int, skips: tuple[int, ...]) -> bytes:
-    """`frames` from index `start` on, but those at the indexes `skips`, joined."""
-    if not skips:
-        return b"".join(frames[start:])
-    out: list[bytes] = []
-    for index in skips:
-        out.extend(frames[start:index])
-        start = index + 1
-    out.extend(frames[start:])
-    return b"".join(out)

@@ -8,8 +8,8 @@ import threading
 import time
 
 from chatproto import Error, ErrorCode, Event, LeaveReason, ServerConnection, State
-from chatserver.outbound import Outbox
-from chatserver.ratelimit import TokenBucket
+from chatserver.outbox import Outbox
+from chatserver.ratelimit import Meter
 
 __all__ = ["Session"]
 
@@ -43,8 +43,8 @@ class Session:
         self.welcomed = False
         self.securing = False  # in the TLS handshake, which keeps its own time
         self.rooms: set[str] = set()
-        self.bucket = TokenBucket(rate, burst)
-        self.refused = 0
+        self.meter = Meter(rate, burst)  # what its frames cost
+        self.handshaking = False  # counted among the connections yet to say hello
         now = time.monotonic()
         self.connected_at = now
         self.last_frame = now

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from chatproto import Error, ErrorCode, LeaveReason
 from chatserver.http import BadRequest, RequestReader, StaticFiles, WebRequest
+from chatserver.ratelimit import Verdict
 from chatserver.session import Session
 from chatserver.websocket import CloseCode, WebSocketChannel
 
@@ -178,7 +179,7 @@ class WebConnection:
                 refusal = self._readdress(session, address)
                 if refusal is not None:
                     return self._refuse(request, *refusal)
-        elif not session.bucket.take():
+        elif session.meter.charge("http") is not Verdict.PASS:
             self._fail(429, "too many requests")
             return b""
         if request.method != "GET":
@@ -202,7 +203,7 @@ class WebConnection:
             log.warning("%s: WebSocket from a refused origin", self._session.peer)
             self._fail(403, "refused origin")
             return b""
-        ws = WebSocketChannel(charge=self._session.bucket.take)
+        ws = WebSocketChannel(charge=self._charge)
         accepted, first = ws.upgrade(request.raw_headers, request.target, self._http.trailing)
         self._ws = ws
         if not accepted:
@@ -224,6 +225,10 @@ class WebConnection:
         self._upgrade(request)
         self._stop(LeaveReason.KICKED, code.value)
         return b""
+
+    def _charge(self) -> bool:
+        """A WebSocket frame that carries no protocol frame costs a token too."""
+        return self._session.meter.charge("ws") is Verdict.PASS
 
     def _fail(self, status: int, why: str) -> None:
         self._queue(self._http.error(status))

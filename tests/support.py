@@ -66,11 +66,19 @@ class Wire(FrameReader):
     """A client that speaks raw JSON lines, for tests that need the bare wire."""
 
     def __init__(
-        self, address: tuple[str, int], *, nodelay: bool = True, rcvbuf: int | None = None
+        self,
+        address: tuple[str, int],
+        *,
+        nodelay: bool = True,
+        rcvbuf: int | None = None,
+        source: str | None = None,
     ) -> None:
+        """`source`: the loopback address to connect from (127.0.0.1 by default)."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            self.sock.bind((source, 0))
         self.sock.settimeout(WAIT)
         self.sock.connect(address)
         if nodelay:

@@ -74,7 +74,13 @@ def test_a_redis_that_lost_its_data_makes_every_client_log_in_anew(tmp_path: Pat
 def test_a_burst_of_logins_shares_a_bounded_set_of_redis_connections(tmp_path: Path) -> None:
     with (
         redis_server(tmp_path) as redis,
-        node(redis.url, max_per_address=1000, **FAST) as server,
+        node(
+            redis.url,
+            max_per_address=1000,
+            max_handshaking=1000,
+            max_handshaking_per_address=1000,
+            **FAST,
+        ) as server,
     ):
         wires = [Wire(server.address) for _ in range(300)]
         for i, wire in enumerate(wires):

@@ -272,7 +272,7 @@ def test_pipe_client_tls_against_a_plaintext_port() -> None:
 
 
 def test_wrong_ca_is_a_certificate_error(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="chatserver.server")
+    caplog.set_level(logging.WARNING, logger="chatserver.reader")
     with tls_server(pki) as server:
         for ca in (str(pki.other_ca), None):  # another authority; the system's
             client = Client("alice", port=server.address[1], tls=True, ca=ca, timeout=5.0)
@@ -317,7 +317,7 @@ def test_insecure_accepts_a_self_signed_certificate(pki: Pki) -> None:
 def test_plaintext_client_on_a_tls_port_fails_fast(
     pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="chatserver.server")
+    caplog.set_level(logging.WARNING, logger="chatserver.reader")
     with tls_server(pki, handshake_timeout=SLOW_HANDSHAKE) as server:
         client = Client("alice", port=server.address[1], timeout=SLOW_HANDSHAKE)
         started = time.monotonic()
@@ -337,7 +337,7 @@ def test_plaintext_client_on_a_tls_port_fails_fast(
     failed = [
         r
         for r in caplog.records
-        if r.name == "chatserver.server"
+        if r.name == "chatserver.reader"
         and "TLS handshake failed: plaintext client on a TLS port" in r.getMessage()
     ]
     assert len(failed) == 2
@@ -347,7 +347,7 @@ def test_plaintext_client_on_a_tls_port_fails_fast(
 def test_tls_client_on_a_plaintext_port_fails_fast(
     pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="chatserver.server")
+    caplog.set_level(logging.WARNING, logger="chatserver.reader")
     with running(**FAST, handshake_timeout=SLOW_HANDSHAKE) as server:
         client = tls_client("alice", server, pki, timeout=SLOW_HANDSHAKE)
         started = time.monotonic()
@@ -365,7 +365,7 @@ def test_tls_client_on_a_plaintext_port_fails_fast(
     refused = [
         r
         for r in caplog.records
-        if r.name == "chatserver.server" and "TLS client on a plaintext port" in r.getMessage()
+        if r.name == "chatserver.reader" and "TLS client on a plaintext port" in r.getMessage()
     ]
     assert len(refused) == 2
 
@@ -507,7 +507,11 @@ def test_server_cli_bad_key_exits_2(pki: Pki, tmp_path: Path, problem: str) -> N
     done = run_server("--tls-cert", str(pki.cert), "--tls-key", str(key))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert "cannot load the TLS certificate or key" in done.stderr
+    if problem == "missing key":
+        assert f"--tls-key: no such file: {key}" in done.stderr
+    else:
+        assert "cannot load the certificate or key" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
     assert done.stdout == ""
 
 
@@ -516,3 +520,29 @@ def test_server_cli_cert_without_key_exits_2(pki: Pki) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "TLS needs both a certificate and a key" in done.stderr
+
+
+# -- refusals on a TLS port: sent after the handshake (issue 11 item 12) -----------------
+
+
+def test_server_full_is_sent_over_tls(pki: Pki) -> None:
+    with tls_server(pki, max_clients=1) as server:
+        first = TlsWire(server.address, pki.ca)
+        assert first.hello("first")["type"] == "welcome"
+        refused = TlsWire(server.address, pki.ca)
+        frames = refused.closed()
+        assert [(f["code"], f["fatal"]) for f in frames] == [("server_full", True)]
+        assert first.request(type="ping")["type"] == "pong"
+
+
+def test_too_many_connections_is_sent_over_tls(pki: Pki) -> None:
+    with tls_server(pki, max_per_address=1) as server:
+        first = TlsWire(server.address, pki.ca)
+        assert first.hello("first")["type"] == "welcome"
+        refused = TlsWire(server.address, pki.ca)
+        frames = refused.closed()
+        assert [(f["code"], f["fatal"]) for f in frames] == [("too_many_connections", True)]
+        first.close()
+        assert server.wait_idle(WAIT)
+        again = TlsWire(server.address, pki.ca)
+        assert again.hello("again")["type"] == "welcome"

@@ -151,7 +151,6 @@ def test_rooms_sends_the_longest_prefix_that_fits(
 # -- metering (section 10, since 1.3): every frame costs a token ---------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="server metering lands separately")
 def test_metering_a_flood_of_invalid_frames_ends_with_too_many_errors(
     clients: Clients, limited: Target
 ) -> None:
@@ -171,7 +170,6 @@ def test_metering_a_flood_of_invalid_frames_ends_with_too_many_errors(
     assert left["reason"] == "kicked"
 
 
-@pytest.mark.xfail(strict=True, reason="server metering lands separately")
 def test_metering_pongs_are_charged_and_a_flood_of_them_is_fatal(
     clients: Clients, limited: Target
 ) -> None:
